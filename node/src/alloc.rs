@@ -1,0 +1,71 @@
+//! A counting global allocator: wraps another allocator and keeps `used_memory` exact enough
+//! for INFO and `maxmemory` without a shared atomic on every allocation (per-thread deltas are
+//! folded into the global counter in 64 KiB steps).
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+static USED: AtomicI64 = AtomicI64::new(0);
+const FOLD: i64 = 64 * 1024;
+
+thread_local! {
+    static LOCAL: Cell<i64> = const { Cell::new(0) };
+}
+
+#[inline]
+fn account(delta: i64) {
+    let folded = LOCAL.try_with(|l| {
+        let v = l.get() + delta;
+        if v.abs() >= FOLD {
+            USED.fetch_add(v, Ordering::Relaxed);
+            l.set(0);
+        } else {
+            l.set(v);
+        }
+    });
+    if folded.is_err() {
+        // Thread-local storage is gone (thread exit): count directly.
+        USED.fetch_add(delta, Ordering::Relaxed);
+    }
+}
+
+/// Bytes currently allocated through [`Counting`] (0 when it is not the global allocator).
+pub fn used_memory() -> u64 {
+    USED.load(Ordering::Relaxed).max(0) as u64
+}
+
+/// Wraps allocator `A`, counting bytes in and out.
+pub struct Counting<A>(pub A);
+
+unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = self.0.alloc(layout);
+        if !p.is_null() {
+            account(layout.size() as i64);
+        }
+        p
+    }
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = self.0.alloc_zeroed(layout);
+        if !p.is_null() {
+            account(layout.size() as i64);
+        }
+        p
+    }
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        self.0.dealloc(ptr, layout);
+        account(-(layout.size() as i64));
+    }
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = self.0.realloc(ptr, layout, new_size);
+        if !p.is_null() {
+            account(new_size as i64 - layout.size() as i64);
+        }
+        p
+    }
+}

@@ -1,0 +1,37 @@
+//! The node's periodic work (Redis's `serverCron`): active expiry `hz` times a second and
+//! closing clients idle longer than `timeout`.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::server::Server;
+
+pub async fn run(srv: Arc<Server>) {
+    let mut last_idle_check = std::time::Instant::now();
+    loop {
+        let hz = srv.config.load().hz.max(1);
+        tokio::time::sleep(Duration::from_millis(1000 / hz as u64)).await;
+        if srv.active_expire.load(Ordering::Relaxed) && !srv.is_replica() {
+            crate::db::expiry::cycle(&srv);
+        }
+        if last_idle_check.elapsed() >= Duration::from_secs(1) {
+            last_idle_check = std::time::Instant::now();
+            let timeout = srv.config.load().timeout;
+            if timeout > 0 {
+                for c in srv.clients.all() {
+                    let exempt = matches!(
+                        c.kind(),
+                        crate::clients::ClientKind::PubSub
+                            | crate::clients::ClientKind::Replica
+                            | crate::clients::ClientKind::Master
+                    ) || c.blocked.load(Ordering::Relaxed);
+                    if !exempt && c.idle_secs() >= timeout {
+                        tracing::info!(client = c.id, peer = %c.addr, idle = c.idle_secs(), "closing idle client (timeout)");
+                        c.request_kill();
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! `tandem node`: a Redis-compatible data server.
+//!
+//! Layout:
+//! - [`server`]: shared state and the accept loop (`run(server, listener, shutdown)`).
+//! - [`session`]: one client connection: decoding, auth, MULTI/EXEC, pub/sub, blocking.
+//! - [`cmd`]: command handlers, one module per command group, dispatched exhaustively.
+//! - [`db`]: the sharded keyspace, value types, expiry and eviction.
+//! - [`pubsub`], [`clients`], [`stats`], [`cron`]: pub/sub registry, client registry,
+//!   INFO counters and periodic work.
+//! - [`alloc`]: the counting allocator behind `used_memory` and `maxmemory`.
+
+pub mod alloc;
+pub mod clients;
+pub mod cmd;
+pub mod cron;
+pub mod db;
+pub mod pubsub;
+pub mod server;
+pub mod session;
+pub mod stats;
+
+pub use server::{run, Server};
+
+/// The version reported to clients (`redis_version`, HELLO): Tandem speaks Redis 7.0.
+pub const REDIS_VERSION: &str = "7.0.15";
+
+/// Current unix time in milliseconds.
+#[inline]
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,935 @@
+//! One client connection. The session reads bytes, decodes requests (pipelined), enforces
+//! auth, arity and pub/sub context rules, queues MULTI transactions, and runs commands under
+//! a [`Ctx`] holding exactly the shards they touch. Replies are written in request order and
+//! flushed once per batch. A protocol error closes this connection only.
+
+use bytes::{Bytes, BytesMut};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tandem_protocol::command::{self, Cmd, CommandSpec, Flags};
+use tandem_protocol::frame::{RequestDecoder, RequestLimits};
+use tandem_protocol::{Protocol, Reply};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Notify};
+
+use crate::clients::{ClientInfo, ClientKind};
+use crate::cmd::{self, args, Ctx};
+use crate::pubsub::{Message, SUBSCRIBER_QUEUE};
+use crate::server::Server;
+
+/// Flush the output buffer once it grows past this, even mid-batch.
+const FLUSH_THRESHOLD: usize = 64 * 1024;
+/// Read buffer growth step.
+const READ_CHUNK: usize = 16 * 1024;
+
+const NOAUTH: &str = "NOAUTH Authentication required.";
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
+/// A MULTI block being queued.
+struct Multi {
+    queued: Vec<(&'static CommandSpec, Vec<Bytes>)>,
+    /// A command failed to queue: EXEC must abort.
+    failed: bool,
+}
+
+/// What the read loop should do after a command.
+#[derive(PartialEq, Eq)]
+enum After {
+    Continue,
+    /// Flush what was written, then close (QUIT, kill).
+    Close,
+}
+
+pub struct Session {
+    srv: Arc<Server>,
+    client: Arc<ClientInfo>,
+    stream: TcpStream,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    decoder: RequestDecoder,
+    proto: Protocol,
+    db: usize,
+    authenticated: bool,
+    multi: Option<Multi>,
+    watch_flag: Arc<AtomicBool>,
+    watched: Vec<(usize, Bytes)>,
+    sub_tx: mpsc::Sender<Message>,
+    sub_rx: mpsc::Receiver<Message>,
+    channels: HashSet<Bytes>,
+    patterns: HashSet<Bytes>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Serves one connection until it closes.
+pub async fn serve(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let laddr = stream.local_addr().unwrap_or(peer);
+    let client = srv.clients.register(peer, laddr);
+    let cfg = srv.config.load();
+    let limits = RequestLimits {
+        max_bulk_len: cfg.proto_max_bulk_len.0,
+        ..RequestLimits::default()
+    };
+    let authenticated = cfg.requirepass.as_deref().is_none_or(str::is_empty);
+    drop(cfg);
+    let (sub_tx, sub_rx) = mpsc::channel(SUBSCRIBER_QUEUE);
+    let shutdown = srv.shutdown_signal();
+    let mut s = Session {
+        srv: srv.clone(),
+        client: client.clone(),
+        stream,
+        rbuf: BytesMut::with_capacity(READ_CHUNK),
+        wbuf: BytesMut::with_capacity(READ_CHUNK),
+        decoder: RequestDecoder::new(limits),
+        proto: Protocol::Resp2,
+        db: 0,
+        authenticated,
+        multi: None,
+        watch_flag: Arc::new(AtomicBool::new(false)),
+        watched: Vec::new(),
+        sub_tx,
+        sub_rx,
+        channels: HashSet::new(),
+        patterns: HashSet::new(),
+        shutdown,
+    };
+    tracing::debug!(client = client.id, %peer, "client connected");
+    let reason = s.run().await;
+    s.cleanup();
+    srv.clients.unregister(client.id);
+    tracing::debug!(client = client.id, %peer, reason, "client disconnected");
+}
+
+impl Session {
+    async fn run(&mut self) -> &'static str {
+        loop {
+            // Run every complete request already buffered (pipelining), in order.
+            loop {
+                if self.client.is_killed() {
+                    let _ = self.flush().await;
+                    return "killed";
+                }
+                match self.decoder.decode(&mut self.rbuf) {
+                    Ok(Some(args)) => {
+                        if args.is_empty() {
+                            continue;
+                        }
+                        if self.handle(args).await == After::Close {
+                            let _ = self.flush().await;
+                            return "closed by command";
+                        }
+                        if self.wbuf.len() >= FLUSH_THRESHOLD && self.flush().await.is_err() {
+                            return "write error";
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::info!(client = self.client.id, peer = %self.client.addr, reason = %e, "closing client: protocol error");
+                        self.reply(Reply::error(format!("ERR {e}")));
+                        let _ = self.flush().await;
+                        return "protocol error";
+                    }
+                }
+            }
+            if !self.wbuf.is_empty() && self.flush().await.is_err() {
+                return "write error";
+            }
+            let limit = self.srv.config.load().client_query_buffer_limit.0 as usize;
+            if self.rbuf.len() > limit {
+                tracing::warn!(client = self.client.id, peer = %self.client.addr, len = self.rbuf.len(), "closing client that reached max query buffer length");
+                return "query buffer limit";
+            }
+            if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 2 {
+                self.rbuf.reserve(READ_CHUNK);
+            }
+            let subscribed = !self.channels.is_empty() || !self.patterns.is_empty();
+            tokio::select! {
+                r = self.stream.read_buf(&mut self.rbuf) => match r {
+                    Ok(0) => return "connection closed by client",
+                    Ok(n) => {
+                        self.srv.stats.total_net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Err(_) => return "read error",
+                },
+                Some(m) = self.sub_rx.recv(), if subscribed => {
+                    self.push_message(m);
+                    while let Ok(m) = self.sub_rx.try_recv() {
+                        self.push_message(m);
+                        if self.wbuf.len() >= FLUSH_THRESHOLD { break; }
+                    }
+                }
+                _ = self.client.kill.notified() => {
+                    let _ = self.flush().await;
+                    return "killed";
+                }
+                _ = self.shutdown.changed() => return "server shutdown",
+            }
+        }
+    }
+
+    fn cleanup(&mut self) {
+        self.unwatch_all();
+        for c in std::mem::take(&mut self.channels) {
+            self.srv.pubsub.unsubscribe(self.client.id, &c);
+        }
+        for p in std::mem::take(&mut self.patterns) {
+            self.srv.pubsub.punsubscribe(self.client.id, &p);
+        }
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        let n = self.wbuf.len();
+        let r = self.stream.write_all(&self.wbuf).await;
+        self.wbuf.clear();
+        self.srv
+            .stats
+            .total_net_output_bytes
+            .fetch_add(n as u64, Ordering::Relaxed);
+        r
+    }
+
+    fn reply(&mut self, r: Reply) {
+        if let Reply::Error(e) = &r {
+            self.srv.stats.error_reply(e);
+        }
+        r.encode(self.proto, &mut self.wbuf);
+    }
+
+    fn push_message(&mut self, m: Message) {
+        let r = match m {
+            Message::Message { channel, payload } => Reply::Push(vec![
+                Reply::bulk_str("message"),
+                Reply::Bulk(channel),
+                Reply::Bulk(payload),
+            ]),
+            Message::PMessage {
+                pattern,
+                channel,
+                payload,
+            } => Reply::Push(vec![
+                Reply::bulk_str("pmessage"),
+                Reply::Bulk(pattern),
+                Reply::Bulk(channel),
+                Reply::Bulk(payload),
+            ]),
+        };
+        r.encode(self.proto, &mut self.wbuf);
+    }
+
+    // ------------------------------------------------------------------ one request
+
+    async fn handle(&mut self, args: Vec<Bytes>) -> After {
+        let now = self.client.created.elapsed().as_millis() as u64;
+        self.client
+            .last_interaction_ms
+            .store(now, Ordering::Relaxed);
+        let Some(spec) = command::lookup(&args[0]) else {
+            let msg = unknown_command(&args);
+            self.queue_failed();
+            self.reply(Reply::error(msg));
+            return After::Continue;
+        };
+        self.client
+            .last_cmd
+            .store(spec.cmd as u16 + 1, Ordering::Relaxed);
+        if !spec.arity_ok(args.len()) {
+            self.queue_failed();
+            self.reject(spec, args::wrong_arity(spec.name));
+            return After::Continue;
+        }
+        if !self.authenticated && !spec.has(Flags::NO_AUTH) {
+            self.queue_failed();
+            self.reject(spec, Reply::error(NOAUTH));
+            return After::Continue;
+        }
+        // RESP2 clients in subscribed mode may only (un)subscribe, ping, quit and reset.
+        if self.proto == Protocol::Resp2
+            && (!self.channels.is_empty() || !self.patterns.is_empty())
+            && !matches!(
+                spec.cmd,
+                Cmd::Subscribe
+                    | Cmd::Unsubscribe
+                    | Cmd::PSubscribe
+                    | Cmd::PUnsubscribe
+                    | Cmd::Ping
+                    | Cmd::Quit
+                    | Cmd::Reset
+            )
+        {
+            self.reject(
+                spec,
+                Reply::error(format!(
+                    "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                    spec.name
+                )),
+            );
+            return After::Continue;
+        }
+        if self.multi.is_some()
+            && !matches!(
+                spec.cmd,
+                Cmd::Exec | Cmd::Discard | Cmd::Multi | Cmd::Watch | Cmd::Quit | Cmd::Reset
+            )
+        {
+            if spec.has(Flags::NO_MULTI) {
+                self.queue_failed();
+                self.reject(
+                    spec,
+                    Reply::error(format!("ERR Command not allowed inside a transaction")),
+                );
+                return After::Continue;
+            }
+            if let Some(m) = self.multi.as_mut() {
+                m.queued.push((spec, args));
+            }
+            self.reply(Reply::status("QUEUED"));
+            return After::Continue;
+        }
+        self.dispatch(spec, args).await
+    }
+
+    /// Counts a rejected call and replies with its error.
+    fn reject(&mut self, spec: &CommandSpec, r: Reply) {
+        self.srv.stats.commands[spec.cmd as usize]
+            .rejected_calls
+            .fetch_add(1, Ordering::Relaxed);
+        self.reply(r);
+    }
+
+    /// Inside MULTI, a command that fails to queue makes EXEC abort.
+    fn queue_failed(&mut self) {
+        if let Some(m) = self.multi.as_mut() {
+            m.failed = true;
+        }
+    }
+
+    async fn dispatch(&mut self, spec: &'static CommandSpec, args: Vec<Bytes>) -> After {
+        match spec.cmd {
+            Cmd::Multi => {
+                if self.multi.is_some() {
+                    self.reply(Reply::error("ERR MULTI calls can not be nested"));
+                } else {
+                    self.multi = Some(Multi {
+                        queued: Vec::new(),
+                        failed: false,
+                    });
+                    self.client.in_multi.store(true, Ordering::Relaxed);
+                    self.reply(Reply::Ok);
+                }
+            }
+            Cmd::Exec => self.exec(),
+            Cmd::Discard => {
+                if self.multi.take().is_some() {
+                    self.client.in_multi.store(false, Ordering::Relaxed);
+                    self.unwatch_all();
+                    self.reply(Reply::Ok);
+                } else {
+                    self.reply(Reply::error("ERR DISCARD without MULTI"));
+                }
+            }
+            Cmd::Watch => {
+                if self.multi.is_some() {
+                    self.reply(Reply::error("ERR WATCH inside MULTI is not allowed"));
+                } else {
+                    for key in &args[1..] {
+                        if self.watched.iter().any(|(d, k)| *d == self.db && k == key) {
+                            continue;
+                        }
+                        self.srv.keyspace.lock_key(key).watch(
+                            self.db,
+                            key,
+                            self.watch_flag.clone(),
+                        );
+                        self.watched.push((self.db, key.clone()));
+                    }
+                    self.reply(Reply::Ok);
+                }
+            }
+            Cmd::Unwatch => {
+                self.unwatch_all();
+                self.reply(Reply::Ok);
+            }
+            Cmd::Auth => self.auth(&args),
+            Cmd::Hello => self.hello(&args),
+            Cmd::Quit => {
+                self.reply(Reply::Ok);
+                return After::Close;
+            }
+            Cmd::Reset => self.reset(),
+            Cmd::Subscribe | Cmd::PSubscribe => self.subscribe(spec.cmd, &args),
+            Cmd::Unsubscribe | Cmd::PUnsubscribe => self.unsubscribe(spec.cmd, &args),
+            Cmd::Shutdown => {
+                tracing::warn!(client = self.client.id, peer = %self.client.addr, "SHUTDOWN requested by client");
+                self.srv.request_shutdown();
+                return After::Close;
+            }
+            Cmd::ReplicaOf | Cmd::SlaveOf | Cmd::ReplConf | Cmd::PSync | Cmd::Sync => {
+                self.reply(Reply::error(
+                    "ERR replication is not available yet in this build of tandem",
+                ));
+            }
+            Cmd::Monitor => {
+                self.reply(Reply::error("ERR MONITOR is not supported by tandem"));
+            }
+            Cmd::BLPop | Cmd::BRPop | Cmd::BLMove | Cmd::BRPopLPush => {
+                return self.blocking(spec, args).await;
+            }
+            Cmd::Wait => return self.wait(spec, args).await,
+            Cmd::Debug if args.len() == 3 && args::is(&args[1], "sleep") => {
+                match args::float(&args[2]) {
+                    Ok(secs) if secs >= 0.0 => {
+                        tokio::time::sleep(Duration::from_secs_f64(secs.min(1e6))).await;
+                        self.reply(Reply::Ok);
+                    }
+                    Ok(_) | Err(_) => self.reply(Reply::error(args::ERR_NOT_FLOAT)),
+                }
+            }
+            _ => {
+                let r = self.run_command(spec, &args);
+                self.reply(r);
+            }
+        }
+        After::Continue
+    }
+
+    /// Runs a command through [`cmd::execute`]: eviction first (with no shard locked), then
+    /// the command under the locks of its keys, then the bookkeeping.
+    fn run_command(&mut self, spec: &'static CommandSpec, args: &[Bytes]) -> Reply {
+        if spec.has(Flags::DENYOOM) {
+            if let Err(oom) = crate::db::evict::make_room(&self.srv) {
+                self.srv.stats.commands[spec.cmd as usize]
+                    .rejected_calls
+                    .fetch_add(1, Ordering::Relaxed);
+                return oom;
+            }
+        }
+        let srv = self.srv.clone();
+        let start = Instant::now();
+        let mut ctx = if spec.has(Flags::KEYSPACE) {
+            Ctx::all(&srv, self.db)
+        } else {
+            Ctx::for_keys(
+                &srv,
+                spec.key_indices(args.len()).map(|i| &args[i][..]),
+                self.db,
+            )
+        };
+        ctx.proto = self.proto;
+        ctx.client = Some(&self.client);
+        let reply = cmd::execute(&mut ctx, spec, args);
+        let db = ctx.db;
+        self.finish(&ctx, spec, start, &reply);
+        drop(ctx);
+        self.set_db(db);
+        reply
+    }
+
+    /// Stats after a command ran.
+    fn finish(&self, ctx: &Ctx, spec: &CommandSpec, start: Instant, reply: &Reply) {
+        let st = &self.srv.stats;
+        st.total_commands_processed.fetch_add(1, Ordering::Relaxed);
+        let c = &st.commands[spec.cmd as usize];
+        c.calls.fetch_add(1, Ordering::Relaxed);
+        c.usec
+            .fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
+        if reply.is_error() {
+            c.failed_calls.fetch_add(1, Ordering::Relaxed);
+        }
+        if ctx.hits > 0 {
+            st.keyspace_hits.fetch_add(ctx.hits, Ordering::Relaxed);
+        }
+        if ctx.misses > 0 {
+            st.keyspace_misses.fetch_add(ctx.misses, Ordering::Relaxed);
+        }
+        if ctx.dirty > 0 {
+            self.srv.dirty.fetch_add(ctx.dirty, Ordering::Relaxed);
+        }
+    }
+
+    fn set_db(&mut self, db: usize) {
+        if db != self.db {
+            self.db = db;
+            self.client.db.store(db, Ordering::Relaxed);
+        }
+    }
+
+    // ------------------------------------------------------------------ transactions
+
+    fn exec(&mut self) {
+        let Some(multi) = self.multi.take() else {
+            self.reply(Reply::error("ERR EXEC without MULTI"));
+            return;
+        };
+        self.client.in_multi.store(false, Ordering::Relaxed);
+        if multi.failed {
+            self.unwatch_all();
+            self.reply(Reply::error(
+                "EXECABORT Transaction discarded because of previous errors.",
+            ));
+            return;
+        }
+        if multi.queued.iter().any(|(s, _)| s.has(Flags::DENYOOM)) {
+            if let Err(oom) = crate::db::evict::make_room(&self.srv) {
+                self.unwatch_all();
+                self.reply(Reply::error(format!(
+                    "EXECABORT Transaction discarded because of: {}",
+                    match &oom {
+                        Reply::Error(e) => e.to_string(),
+                        _ => String::new(),
+                    }
+                )));
+                return;
+            }
+        }
+        let srv = self.srv.clone();
+        // Lock the shards of every queued key and every watched key, so the WATCH check and
+        // the commands are one atomic step.
+        let all = multi.queued.iter().any(|(s, _)| s.has(Flags::KEYSPACE));
+        let mut ctx = if all {
+            Ctx::all(&srv, self.db)
+        } else {
+            let keys = multi
+                .queued
+                .iter()
+                .flat_map(|(s, a)| s.key_indices(a.len()).map(move |i| &a[i][..]))
+                .chain(self.watched.iter().map(|(_, k)| &k[..]));
+            Ctx::for_keys(&srv, keys, self.db)
+        };
+        if self.watch_flag.load(Ordering::Acquire) {
+            drop(ctx);
+            self.unwatch_all();
+            self.reply(Reply::NilArray);
+            return;
+        }
+        ctx.proto = self.proto;
+        ctx.client = Some(&self.client);
+        let mut replies = Vec::with_capacity(multi.queued.len());
+        for (spec, args) in &multi.queued {
+            let start = Instant::now();
+            let (hits, misses, dirty) = (ctx.hits, ctx.misses, ctx.dirty);
+            ctx.hits = 0;
+            ctx.misses = 0;
+            ctx.dirty = 0;
+            let r = cmd::execute(&mut ctx, spec, args);
+            self.finish(&ctx, spec, start, &r);
+            ctx.hits += hits;
+            ctx.misses += misses;
+            ctx.dirty += dirty;
+            if let Reply::Error(e) = &r {
+                self.srv.stats.error_reply(e);
+            }
+            replies.push(r);
+        }
+        let db = ctx.db;
+        drop(ctx);
+        self.set_db(db);
+        self.unwatch_all();
+        // Errors inside EXEC were counted above; encode without counting them again.
+        Reply::Array(replies).encode(self.proto, &mut self.wbuf);
+    }
+
+    fn unwatch_all(&mut self) {
+        for (db, key) in std::mem::take(&mut self.watched) {
+            self.srv
+                .keyspace
+                .lock_key(&key)
+                .unwatch(db, &key, &self.watch_flag);
+        }
+        self.watch_flag.store(false, Ordering::Release);
+    }
+
+    // ------------------------------------------------------------------ connection state
+
+    fn check_password(&self, user: Option<&[u8]>, pass: &[u8]) -> Result<(), Reply> {
+        let cfg = self.srv.config.load();
+        let required = cfg.requirepass.as_deref().unwrap_or("");
+        if let Some(u) = user {
+            if u != b"default" {
+                return Err(Reply::error(WRONGPASS));
+            }
+        }
+        if required.is_empty() {
+            // The default user has no password: any password works with a username,
+            // the one-argument form is refused as in Redis.
+            if user.is_some() {
+                return Ok(());
+            }
+            return Err(Reply::error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"));
+        }
+        if pass == required.as_bytes() {
+            Ok(())
+        } else {
+            Err(Reply::error(WRONGPASS))
+        }
+    }
+
+    fn auth(&mut self, args: &[Bytes]) {
+        let r = match args.len() {
+            2 => self.check_password(None, &args[1]),
+            3 => self.check_password(Some(&args[1]), &args[2]),
+            _ => Err(Reply::error(args::ERR_SYNTAX)),
+        };
+        match r {
+            Ok(()) => {
+                self.authenticated = true;
+                self.reply(Reply::Ok);
+            }
+            Err(e) => {
+                if matches!(&e, Reply::Error(m) if m.starts_with("WRONGPASS")) {
+                    tracing::info!(client = self.client.id, peer = %self.client.addr, "AUTH failed: wrong password");
+                }
+                self.reply(e)
+            }
+        }
+    }
+
+    fn hello(&mut self, args: &[Bytes]) {
+        let mut proto = self.proto;
+        let mut i = 1;
+        if args.len() > 1 {
+            match tandem_protocol::number::parse_i64(&args[1]) {
+                Some(2) => proto = Protocol::Resp2,
+                Some(3) => proto = Protocol::Resp3,
+                Some(_) => {
+                    self.reply(Reply::error("NOPROTO unsupported protocol version"));
+                    return;
+                }
+                None => {
+                    self.reply(Reply::error(
+                        "ERR Protocol version is not an integer or out of range",
+                    ));
+                    return;
+                }
+            }
+            i = 2;
+        }
+        let mut setname = None;
+        while i < args.len() {
+            if args::is(&args[i], "AUTH") && i + 2 < args.len() {
+                if let Err(e) = self.check_password(Some(&args[i + 1]), &args[i + 2]) {
+                    self.reply(e);
+                    return;
+                }
+                self.authenticated = true;
+                i += 3;
+            } else if args::is(&args[i], "SETNAME") && i + 1 < args.len() {
+                setname = Some(args[i + 1].clone());
+                i += 2;
+            } else {
+                self.reply(Reply::error(format!(
+                    "ERR Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(&args[i])
+                )));
+                return;
+            }
+        }
+        if !self.authenticated {
+            self.reply(Reply::error(
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+            ));
+            return;
+        }
+        if let Some(name) = setname {
+            if let Err(e) = cmd::server::validate_client_name(&name) {
+                self.reply(e);
+                return;
+            }
+            *self.client.name.lock() = Some(String::from_utf8_lossy(&name).into_owned());
+        }
+        self.proto = proto;
+        self.client
+            .resp
+            .store(proto.version() as u8, Ordering::Relaxed);
+        let role = self.srv.role().as_redis_str();
+        self.reply(Reply::Map(vec![
+            (Reply::bulk_str("server"), Reply::bulk_str("redis")),
+            (
+                Reply::bulk_str("version"),
+                Reply::bulk_str(crate::REDIS_VERSION),
+            ),
+            (Reply::bulk_str("proto"), Reply::Int(proto.version())),
+            (Reply::bulk_str("id"), Reply::Int(self.client.id as i64)),
+            (Reply::bulk_str("mode"), Reply::bulk_str("standalone")),
+            (Reply::bulk_str("role"), Reply::bulk_str(role)),
+            (Reply::bulk_str("modules"), Reply::Array(vec![])),
+        ]));
+    }
+
+    fn reset(&mut self) {
+        self.multi = None;
+        self.client.in_multi.store(false, Ordering::Relaxed);
+        self.unwatch_all();
+        self.cleanup();
+        self.client.subscriptions.store(0, Ordering::Relaxed);
+        self.client.psubscriptions.store(0, Ordering::Relaxed);
+        self.client.set_kind(ClientKind::Normal);
+        self.set_db(0);
+        self.proto = Protocol::Resp2;
+        self.client.resp.store(2, Ordering::Relaxed);
+        *self.client.name.lock() = None;
+        let cfg = self.srv.config.load();
+        self.authenticated = cfg.requirepass.as_deref().is_none_or(str::is_empty);
+        self.reply(Reply::status("RESET"));
+    }
+
+    // ------------------------------------------------------------------ pub/sub
+
+    fn subscribe(&mut self, cmd: Cmd, args: &[Bytes]) {
+        let pattern = cmd == Cmd::PSubscribe;
+        for ch in &args[1..] {
+            if pattern {
+                if self
+                    .srv
+                    .pubsub
+                    .psubscribe(&self.client, &self.sub_tx, ch.clone())
+                {
+                    self.patterns.insert(ch.clone());
+                }
+            } else if self
+                .srv
+                .pubsub
+                .subscribe(&self.client, &self.sub_tx, ch.clone())
+            {
+                self.channels.insert(ch.clone());
+            }
+            let kind = if pattern { "psubscribe" } else { "subscribe" };
+            let count = (self.channels.len() + self.patterns.len()) as i64;
+            self.reply(Reply::Push(vec![
+                Reply::bulk_str(kind),
+                Reply::Bulk(ch.clone()),
+                Reply::Int(count),
+            ]));
+        }
+        self.update_sub_counts();
+    }
+
+    fn unsubscribe(&mut self, cmd: Cmd, args: &[Bytes]) {
+        let pattern = cmd == Cmd::PUnsubscribe;
+        let kind = if pattern {
+            "punsubscribe"
+        } else {
+            "unsubscribe"
+        };
+        let targets: Vec<Bytes> = if args.len() > 1 {
+            args[1..].to_vec()
+        } else if pattern {
+            self.patterns.iter().cloned().collect()
+        } else {
+            self.channels.iter().cloned().collect()
+        };
+        if targets.is_empty() {
+            let count = (self.channels.len() + self.patterns.len()) as i64;
+            self.reply(Reply::Push(vec![
+                Reply::bulk_str(kind),
+                Reply::Nil,
+                Reply::Int(count),
+            ]));
+            return;
+        }
+        for t in targets {
+            if pattern {
+                self.srv.pubsub.punsubscribe(self.client.id, &t);
+                self.patterns.remove(&t);
+            } else {
+                self.srv.pubsub.unsubscribe(self.client.id, &t);
+                self.channels.remove(&t);
+            }
+            let count = (self.channels.len() + self.patterns.len()) as i64;
+            self.reply(Reply::Push(vec![
+                Reply::bulk_str(kind),
+                Reply::Bulk(t),
+                Reply::Int(count),
+            ]));
+        }
+        self.update_sub_counts();
+    }
+
+    fn update_sub_counts(&self) {
+        self.client
+            .subscriptions
+            .store(self.channels.len(), Ordering::Relaxed);
+        self.client
+            .psubscriptions
+            .store(self.patterns.len(), Ordering::Relaxed);
+        let kind = if self.channels.is_empty() && self.patterns.is_empty() {
+            ClientKind::Normal
+        } else {
+            ClientKind::PubSub
+        };
+        self.client.set_kind(kind);
+    }
+
+    // ------------------------------------------------------------------ blocking
+
+    /// BLPOP, BRPOP, BLMOVE, BRPOPLPUSH: try now; if nothing is there, wait for a push to one
+    /// of the keys (or the timeout, or the client going away), then try again.
+    async fn blocking(&mut self, spec: &'static CommandSpec, args: Vec<Bytes>) -> After {
+        let timeout = match cmd::list::blocking_timeout(spec.cmd, &args) {
+            Ok(t) => t,
+            Err(e) => {
+                self.reply(e);
+                return After::Continue;
+            }
+        };
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        let wait_keys = cmd::list::blocking_keys(spec.cmd, &args);
+        let waker = Arc::new(Notify::new());
+        let srv = self.srv.clone();
+        loop {
+            if spec.has(Flags::DENYOOM) {
+                if let Err(oom) = crate::db::evict::make_room(&srv) {
+                    self.reply(oom);
+                    return After::Continue;
+                }
+            }
+            let start = Instant::now();
+            {
+                let mut ctx = Ctx::for_keys(
+                    &srv,
+                    spec.key_indices(args.len()).map(|i| &args[i][..]),
+                    self.db,
+                );
+                ctx.proto = self.proto;
+                ctx.client = Some(&self.client);
+                match cmd::list::try_blocking(&mut ctx, spec.cmd, &args) {
+                    Ok(Some(r)) => {
+                        self.finish(&ctx, spec, start, &r);
+                        drop(ctx);
+                        self.reply(r);
+                        return After::Continue;
+                    }
+                    Err(e) => {
+                        self.finish(&ctx, spec, start, &e);
+                        drop(ctx);
+                        self.reply(e);
+                        return After::Continue;
+                    }
+                    Ok(None) => {
+                        // Register while the shards are still locked: no push can slip by.
+                        for k in &wait_keys {
+                            ctx.shard(k).block_on(self.db, k, waker.clone());
+                        }
+                    }
+                }
+            }
+            self.client.blocked.store(true, Ordering::Relaxed);
+            srv.clients.blocked.fetch_add(1, Ordering::Relaxed);
+            let outcome = self.wait_for_wake(&waker, deadline).await;
+            srv.clients.blocked.fetch_sub(1, Ordering::Relaxed);
+            self.client.blocked.store(false, Ordering::Relaxed);
+            for k in &wait_keys {
+                srv.keyspace.lock_key(k).unblock(self.db, k, &waker);
+            }
+            match outcome {
+                Wake::Retry => continue,
+                Wake::TimedOut => {
+                    self.srv.stats.commands[spec.cmd as usize]
+                        .calls
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.reply(Reply::NilArray);
+                    return After::Continue;
+                }
+                Wake::Gone => return After::Close,
+            }
+        }
+    }
+
+    /// Waits for a wake-up, the deadline, a kill, shutdown, or the peer closing. Bytes the
+    /// client sends meanwhile are buffered (bounded) and run after the blocking command.
+    async fn wait_for_wake(
+        &mut self,
+        waker: &Notify,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Wake {
+        if !self.wbuf.is_empty() && self.flush().await.is_err() {
+            return Wake::Gone;
+        }
+        let limit = self.srv.config.load().client_query_buffer_limit.0 as usize;
+        loop {
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            self.rbuf.reserve(READ_CHUNK);
+            tokio::select! {
+                _ = waker.notified() => return Wake::Retry,
+                _ = sleep => return Wake::TimedOut,
+                _ = self.client.kill.notified() => return Wake::Gone,
+                _ = self.shutdown.changed() => return Wake::Gone,
+                r = self.stream.read_buf(&mut self.rbuf), if self.rbuf.len() <= limit => match r {
+                    Ok(0) | Err(_) => return Wake::Gone,
+                    Ok(_) => continue,
+                },
+            }
+        }
+    }
+
+    /// WAIT numreplicas timeout: with no replication yet, no replica ever acknowledges, so
+    /// it returns 0 at once for 0 replicas and after the timeout otherwise (as Redis does
+    /// with no replicas attached).
+    async fn wait(&mut self, _spec: &'static CommandSpec, args: Vec<Bytes>) -> After {
+        let n = match args::int(&args[1]) {
+            Ok(n) => n,
+            Err(e) => {
+                self.reply(e);
+                return After::Continue;
+            }
+        };
+        let timeout = match args::int(&args[2]) {
+            Ok(t) if t >= 0 => t,
+            Ok(_) => {
+                self.reply(Reply::error("ERR timeout is negative"));
+                return After::Continue;
+            }
+            Err(_) => {
+                self.reply(Reply::error(
+                    "ERR timeout is not an integer or out of range",
+                ));
+                return After::Continue;
+            }
+        };
+        if n > 0 {
+            let deadline = (timeout > 0)
+                .then(|| tokio::time::Instant::now() + Duration::from_millis(timeout as u64));
+            let never = Notify::new();
+            if self.wait_for_wake(&never, deadline).await == Wake::Gone {
+                return After::Close;
+            }
+        }
+        self.reply(Reply::Int(0));
+        After::Continue
+    }
+}
+
+#[derive(PartialEq, Eq)]
+enum Wake {
+    Retry,
+    TimedOut,
+    Gone,
+}
+
+/// `ERR unknown command 'x', with args beginning with: 'a' 'b' ` (Redis's exact shape).
+fn unknown_command(args: &[Bytes]) -> String {
+    let name: String = String::from_utf8_lossy(&args[0])
+        .chars()
+        .take(128)
+        .collect();
+    let mut msg = format!("ERR unknown command '{name}', with args beginning with: ");
+    for a in &args[1..] {
+        if msg.len() > 1024 {
+            break;
+        }
+        let a: String = String::from_utf8_lossy(a).chars().take(128).collect();
+        msg.push_str(&format!("'{a}' "));
+    }
+    msg
+}

@@ -1,0 +1,220 @@
+//! The one RESP client of the project: connects to a node, sentinel or proxy, sends commands
+//! (pipelined or one at a time) and decodes replies with `redis-protocol` into [`Reply`].
+//! Reads are bounded: a reply larger than [`MAX_REPLY_BYTES`] is a protocol error.
+
+use bytes::{Bytes, BytesMut};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::frame::{encode_command, Reply};
+use crate::types::Protocol;
+
+/// Largest reply the client buffers before giving up on the peer (1 GiB).
+pub const MAX_REPLY_BYTES: usize = 1 << 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("i/o error talking to {peer}: {source}")]
+    Io {
+        peer: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("protocol error from {peer}: {reason}")]
+    Protocol { peer: String, reason: String },
+    #[error("connection to {peer} closed")]
+    Closed { peer: String },
+    #[error("timed out talking to {peer}")]
+    Timeout { peer: String },
+}
+
+/// An async connection to a RESP server.
+pub struct Client {
+    stream: TcpStream,
+    peer: String,
+    buf: BytesMut,
+    out: BytesMut,
+    protocol: Protocol,
+}
+
+impl Client {
+    /// Connects to `addr` (`host:port`) within `timeout`.
+    pub async fn connect(addr: &str, timeout: Duration) -> Result<Client, ClientError> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| ClientError::Timeout { peer: addr.into() })?
+            .map_err(|source| ClientError::Io {
+                peer: addr.into(),
+                source,
+            })?;
+        let _ = stream.set_nodelay(true);
+        Ok(Client {
+            stream,
+            peer: addr.to_string(),
+            buf: BytesMut::with_capacity(16 * 1024),
+            out: BytesMut::with_capacity(16 * 1024),
+            protocol: Protocol::Resp2,
+        })
+    }
+
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    /// Tells the decoder which dialect replies come in (after a successful `HELLO 3`).
+    pub fn set_protocol(&mut self, p: Protocol) {
+        self.protocol = p;
+    }
+
+    /// Sends one command and waits for its reply.
+    pub async fn call<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Reply, ClientError> {
+        self.queue(args);
+        self.flush().await?;
+        self.read_reply().await
+    }
+
+    /// Queues a command without sending it (for pipelining); [`Client::flush`] sends.
+    pub fn queue<A: AsRef<[u8]>>(&mut self, args: &[A]) {
+        encode_command(args, &mut self.out);
+    }
+
+    /// Queues raw bytes as they are (for tests that send malformed input).
+    pub fn queue_raw(&mut self, raw: &[u8]) {
+        self.out.extend_from_slice(raw);
+    }
+
+    pub async fn flush(&mut self) -> Result<(), ClientError> {
+        let out = self.out.split();
+        self.stream
+            .write_all(&out)
+            .await
+            .map_err(|source| ClientError::Io {
+                peer: self.peer.clone(),
+                source,
+            })
+    }
+
+    /// Reads the next reply (or push message).
+    pub async fn read_reply(&mut self) -> Result<Reply, ClientError> {
+        loop {
+            if let Some(r) = self.try_decode()? {
+                return Ok(r);
+            }
+            if self.buf.len() > MAX_REPLY_BYTES {
+                return Err(ClientError::Protocol {
+                    peer: self.peer.clone(),
+                    reason: format!("reply larger than {MAX_REPLY_BYTES} bytes"),
+                });
+            }
+            self.buf.reserve(16 * 1024);
+            let n = self
+                .stream
+                .read_buf(&mut self.buf)
+                .await
+                .map_err(|source| ClientError::Io {
+                    peer: self.peer.clone(),
+                    source,
+                })?;
+            if n == 0 {
+                return Err(ClientError::Closed {
+                    peer: self.peer.clone(),
+                });
+            }
+        }
+    }
+
+    /// Reads the next reply, failing after `timeout`.
+    pub async fn read_reply_timeout(&mut self, timeout: Duration) -> Result<Reply, ClientError> {
+        match tokio::time::timeout(timeout, self.read_reply()).await {
+            Ok(r) => r,
+            Err(_) => Err(ClientError::Timeout {
+                peer: self.peer.clone(),
+            }),
+        }
+    }
+
+    fn try_decode(&mut self) -> Result<Option<Reply>, ClientError> {
+        if self.buf.is_empty() {
+            return Ok(None);
+        }
+        let perr =
+            |e: redis_protocol::error::RedisProtocolError, peer: &str| ClientError::Protocol {
+                peer: peer.to_string(),
+                reason: e.to_string(),
+            };
+        // `*-1` (RESP2 null array) is not representable in redis-protocol's frames.
+        if self.buf.starts_with(b"*-1\r\n") {
+            let _ = self.buf.split_to(5);
+            return Ok(Some(Reply::NilArray));
+        }
+        match self.protocol {
+            Protocol::Resp2 => {
+                match redis_protocol::resp2::decode::decode_bytes_mut(&mut self.buf)
+                    .map_err(|e| perr(e, &self.peer))?
+                {
+                    Some((frame, _, _)) => Ok(Some(from_resp2(frame))),
+                    None => Ok(None),
+                }
+            }
+            Protocol::Resp3 => {
+                match redis_protocol::resp3::decode::complete::decode_bytes_mut(&mut self.buf)
+                    .map_err(|e| perr(e, &self.peer))?
+                {
+                    Some((frame, _, _)) => Ok(Some(from_resp3(frame))),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+}
+
+fn from_resp2(f: redis_protocol::resp2::types::BytesFrame) -> Reply {
+    use redis_protocol::resp2::types::BytesFrame as F;
+    match f {
+        F::SimpleString(s) => {
+            if &s[..] == b"OK" {
+                Reply::Ok
+            } else {
+                Reply::Status(String::from_utf8_lossy(&s).into_owned().into())
+            }
+        }
+        F::Error(e) => Reply::Error(e.to_string().into()),
+        F::Integer(i) => Reply::Int(i),
+        F::BulkString(b) => Reply::Bulk(b),
+        F::Array(items) => Reply::Array(items.into_iter().map(from_resp2).collect()),
+        F::Null => Reply::Nil,
+    }
+}
+
+fn from_resp3(f: redis_protocol::resp3::types::BytesFrame) -> Reply {
+    use redis_protocol::resp3::types::BytesFrame as F;
+    let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
+    match f {
+        F::BlobString { data, .. } => Reply::Bulk(data),
+        F::BlobError { data, .. } => Reply::Error(text(&data).into()),
+        F::SimpleString { data, .. } => {
+            if &data[..] == b"OK" {
+                Reply::Ok
+            } else {
+                Reply::Status(text(&data).into())
+            }
+        }
+        F::SimpleError { data, .. } => Reply::Error(data.to_string().into()),
+        F::Boolean { data, .. } => Reply::Bool(data),
+        F::Null => Reply::Nil,
+        F::Number { data, .. } => Reply::Int(data),
+        F::Double { data, .. } => Reply::Double(data),
+        F::BigNumber { data, .. } => Reply::Bulk(data),
+        F::VerbatimString { data, .. } => Reply::Verbatim("txt", data),
+        F::Array { data, .. } => Reply::Array(data.into_iter().map(from_resp3).collect()),
+        F::Map { data, .. } => Reply::Map(
+            data.into_iter()
+                .map(|(k, v)| (from_resp3(k), from_resp3(v)))
+                .collect(),
+        ),
+        F::Set { data, .. } => Reply::Set(data.into_iter().map(from_resp3).collect()),
+        F::Push { data, .. } => Reply::Push(data.into_iter().map(from_resp3).collect()),
+        F::Hello { .. } | F::ChunkedString(_) => Reply::Error("ERR unexpected frame".into()),
+    }
+}

@@ -1,0 +1,537 @@
+//! RESP framing. Requests are decoded with `redis-protocol` after a cheap guard has checked
+//! Redis's limits (so a peer can never make us buffer past `proto-max-bulk-len` or allocate
+//! for a giant multibulk); Redis's inline form is split with `sdssplitargs` rules.
+//! Replies are [`Reply`] values written for RESP2 or RESP3 with Redis's exact shapes.
+//!
+//! The reply encoder writes bytes directly rather than building `redis-protocol` frames:
+//! Redis needs shapes those frame types cannot express one-to-one (the RESP2 null array
+//! `*-1`, RESP3 types downgraded for RESP2 clients) and it is the hottest path of the node.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use std::borrow::Cow;
+
+use crate::number::format_f64;
+use crate::types::Protocol;
+
+/// A reply to a client, RESP3-shaped; downgraded when written to a RESP2 connection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `+OK`.
+    Ok,
+    /// A simple string (`+...`).
+    Status(Cow<'static, str>),
+    /// An error line without the leading `-`, e.g. `ERR syntax error`.
+    Error(Cow<'static, str>),
+    Int(i64),
+    Bulk(Bytes),
+    /// RESP2 `$-1`, RESP3 `_`.
+    Nil,
+    /// RESP2 `*-1`, RESP3 `_`.
+    NilArray,
+    Array(Vec<Reply>),
+    /// RESP3 map; a flat array of key, value, ... in RESP2.
+    Map(Vec<(Reply, Reply)>),
+    /// RESP3 set; an array in RESP2.
+    Set(Vec<Reply>),
+    /// RESP3 double; a bulk string in RESP2.
+    Double(f64),
+    /// RESP3 boolean; integer 1/0 in RESP2.
+    Bool(bool),
+    /// RESP3 push (pub/sub messages); an array in RESP2.
+    Push(Vec<Reply>),
+    /// RESP3 verbatim string with a 3-letter format (`txt`); a bulk string in RESP2.
+    Verbatim(&'static str, Bytes),
+    /// Bytes already encoded in RESP, written as they are.
+    Raw(Bytes),
+}
+
+impl Reply {
+    pub fn error(msg: impl Into<Cow<'static, str>>) -> Reply {
+        Reply::Error(msg.into())
+    }
+    pub fn status(msg: impl Into<Cow<'static, str>>) -> Reply {
+        Reply::Status(msg.into())
+    }
+    pub fn bulk(b: impl Into<Bytes>) -> Reply {
+        Reply::Bulk(b.into())
+    }
+    pub fn bulk_str(s: &str) -> Reply {
+        Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()))
+    }
+    pub fn bulk_slice(b: &[u8]) -> Reply {
+        Reply::Bulk(Bytes::copy_from_slice(b))
+    }
+    /// A bulk string or nil.
+    pub fn opt_bulk(b: Option<Bytes>) -> Reply {
+        b.map(Reply::Bulk).unwrap_or(Reply::Nil)
+    }
+    pub fn is_error(&self) -> bool {
+        matches!(self, Reply::Error(_))
+    }
+    /// An array of bulk strings.
+    pub fn bulks<I: IntoIterator<Item = Bytes>>(items: I) -> Reply {
+        Reply::Array(items.into_iter().map(Reply::Bulk).collect())
+    }
+
+    /// Appends this reply, encoded for `proto`, to `out`.
+    pub fn encode(&self, proto: Protocol, out: &mut BytesMut) {
+        match self {
+            Reply::Ok => out.put_slice(b"+OK\r\n"),
+            Reply::Status(s) => line(out, b'+', s.as_bytes()),
+            Reply::Error(s) => line(out, b'-', s.as_bytes()),
+            Reply::Int(i) => {
+                out.put_u8(b':');
+                put_int(out, *i);
+                out.put_slice(b"\r\n");
+            }
+            Reply::Bulk(b) => put_bulk(out, b),
+            Reply::Nil => match proto {
+                Protocol::Resp2 => out.put_slice(b"$-1\r\n"),
+                Protocol::Resp3 => out.put_slice(b"_\r\n"),
+            },
+            Reply::NilArray => match proto {
+                Protocol::Resp2 => out.put_slice(b"*-1\r\n"),
+                Protocol::Resp3 => out.put_slice(b"_\r\n"),
+            },
+            Reply::Array(items) => {
+                header(out, b'*', items.len());
+                for r in items {
+                    r.encode(proto, out);
+                }
+            }
+            Reply::Set(items) => {
+                header(
+                    out,
+                    if proto == Protocol::Resp3 { b'~' } else { b'*' },
+                    items.len(),
+                );
+                for r in items {
+                    r.encode(proto, out);
+                }
+            }
+            Reply::Push(items) => {
+                header(
+                    out,
+                    if proto == Protocol::Resp3 { b'>' } else { b'*' },
+                    items.len(),
+                );
+                for r in items {
+                    r.encode(proto, out);
+                }
+            }
+            Reply::Map(pairs) => {
+                match proto {
+                    Protocol::Resp3 => header(out, b'%', pairs.len()),
+                    Protocol::Resp2 => header(out, b'*', pairs.len() * 2),
+                }
+                for (k, v) in pairs {
+                    k.encode(proto, out);
+                    v.encode(proto, out);
+                }
+            }
+            Reply::Double(d) => {
+                let text = format_f64(*d);
+                match proto {
+                    Protocol::Resp3 => line(out, b',', text.as_bytes()),
+                    Protocol::Resp2 => put_bulk(out, text.as_bytes()),
+                }
+            }
+            Reply::Bool(b) => match proto {
+                Protocol::Resp3 => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
+                Protocol::Resp2 => out.put_slice(if *b { b":1\r\n" } else { b":0\r\n" }),
+            },
+            Reply::Verbatim(fmt, b) => match proto {
+                Protocol::Resp3 => {
+                    out.put_u8(b'=');
+                    put_int(out, (b.len() + 4) as i64);
+                    out.put_slice(b"\r\n");
+                    out.put_slice(fmt.as_bytes());
+                    out.put_u8(b':');
+                    out.put_slice(b);
+                    out.put_slice(b"\r\n");
+                }
+                Protocol::Resp2 => put_bulk(out, b),
+            },
+            Reply::Raw(b) => out.put_slice(b),
+        }
+    }
+}
+
+fn line(out: &mut BytesMut, prefix: u8, body: &[u8]) {
+    out.reserve(body.len() + 3);
+    out.put_u8(prefix);
+    // A status or error must stay on one line whatever the caller put in it.
+    for &c in body {
+        out.put_u8(if c == b'\r' || c == b'\n' { b' ' } else { c });
+    }
+    out.put_slice(b"\r\n");
+}
+
+fn header(out: &mut BytesMut, prefix: u8, len: usize) {
+    out.put_u8(prefix);
+    put_int(out, len as i64);
+    out.put_slice(b"\r\n");
+}
+
+/// Writes `$len\r\n<bytes>\r\n`.
+pub fn put_bulk(out: &mut BytesMut, b: &[u8]) {
+    out.reserve(b.len() + 16);
+    header(out, b'$', b.len());
+    out.put_slice(b);
+    out.put_slice(b"\r\n");
+}
+
+/// Writes an integer in decimal without allocating.
+pub fn put_int(out: &mut BytesMut, v: i64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let neg = v < 0;
+    let mut n = v.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if neg {
+        out.put_u8(b'-');
+    }
+    out.put_slice(&buf[i..]);
+}
+
+/// Encodes a command (array of bulk strings), as clients and the replication stream send it.
+pub fn encode_command<A: AsRef<[u8]>>(args: &[A], out: &mut BytesMut) {
+    header(out, b'*', args.len());
+    for a in args {
+        put_bulk(out, a.as_ref());
+    }
+}
+
+/// Redis's limits on what a client may send.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// `proto-max-bulk-len` (512 MB by default).
+    pub max_bulk_len: u64,
+    /// Largest multibulk element count accepted.
+    pub max_multibulk: u64,
+    /// Longest inline command / header line (Redis's PROTO_INLINE_MAX_SIZE, 64 KB).
+    pub max_inline: usize,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        RequestLimits {
+            max_bulk_len: 512 * 1024 * 1024,
+            max_multibulk: 1024 * 1024,
+            max_inline: 64 * 1024,
+        }
+    }
+}
+
+/// A protocol violation: Redis replies `-ERR Protocol error: ...` and closes the connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Protocol error: {0}")]
+pub struct ProtocolError(pub String);
+
+/// Splits client bytes into requests (each a list of arguments), enforcing [`RequestLimits`].
+#[derive(Debug, Default)]
+pub struct RequestDecoder {
+    pub limits: RequestLimits,
+}
+
+impl RequestDecoder {
+    pub fn new(limits: RequestLimits) -> Self {
+        RequestDecoder { limits }
+    }
+
+    /// Decodes the next complete request from `buf`, consuming its bytes.
+    /// `Ok(None)`: more bytes are needed. An empty request (blank inline line, `*0`) is
+    /// returned as an empty vector, which callers skip.
+    pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        if buf[0] != b'*' {
+            return self.decode_inline(buf);
+        }
+        match self.check_multibulk(buf)? {
+            Guard::Incomplete => return Ok(None),
+            Guard::Empty(len) => {
+                let _ = buf.split_to(len);
+                return Ok(Some(Vec::new()));
+            }
+            Guard::Complete => {}
+        }
+        use redis_protocol::resp2::types::BytesFrame;
+        match redis_protocol::resp2::decode::decode_bytes_mut(buf) {
+            Ok(Some((BytesFrame::Array(items), _, _))) => {
+                let mut args = Vec::with_capacity(items.len());
+                for item in items {
+                    match item {
+                        BytesFrame::BulkString(b) => args.push(b),
+                        other => {
+                            return Err(ProtocolError(format!(
+                                "expected '$', got '{}'",
+                                kind_char(&other)
+                            )))
+                        }
+                    }
+                }
+                Ok(Some(args))
+            }
+            Ok(Some((_, _, _))) => Err(ProtocolError("invalid multibulk length".into())),
+            Ok(None) => Ok(None),
+            Err(e) => Err(ProtocolError(format!("{e}"))),
+        }
+    }
+
+    /// Checks the multibulk header and every bulk length against the limits without
+    /// buffering or allocating, so `redis-protocol` is only handed frames within bounds.
+    fn check_multibulk(&self, buf: &[u8]) -> Result<Guard, ProtocolError> {
+        let Some((count, mut pos)) = read_len_line(buf, 1, self.limits.max_inline)
+            .map_err(|_| ProtocolError("too big mbulk count string".into()))?
+        else {
+            return Ok(Guard::Incomplete);
+        };
+        let count = count.ok_or_else(|| ProtocolError("invalid multibulk length".into()))?;
+        if count > self.limits.max_multibulk as i64 {
+            return Err(ProtocolError("invalid multibulk length".into()));
+        }
+        if count <= 0 {
+            return Ok(Guard::Empty(pos));
+        }
+        for _ in 0..count {
+            if pos >= buf.len() {
+                return Ok(Guard::Incomplete);
+            }
+            if buf[pos] != b'$' {
+                return Err(ProtocolError(format!(
+                    "expected '$', got '{}'",
+                    buf[pos] as char
+                )));
+            }
+            let Some((len, next)) = read_len_line(buf, pos + 1, self.limits.max_inline)
+                .map_err(|_| ProtocolError("too big bulk count string".into()))?
+            else {
+                return Ok(Guard::Incomplete);
+            };
+            let len = match len {
+                Some(l) if l >= 0 && (l as u64) <= self.limits.max_bulk_len => l as usize,
+                _ => return Err(ProtocolError("invalid bulk length".into())),
+            };
+            pos = next + len + 2;
+            if pos > buf.len() {
+                return Ok(Guard::Incomplete);
+            }
+            if &buf[pos - 2..pos] != b"\r\n" {
+                return Err(ProtocolError("invalid bulk terminator".into()));
+            }
+        }
+        Ok(Guard::Complete)
+    }
+
+    fn decode_inline(&self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        let Some(nl) = buf.iter().position(|&c| c == b'\n') else {
+            if buf.len() > self.limits.max_inline {
+                return Err(ProtocolError("too big inline request".into()));
+            }
+            return Ok(None);
+        };
+        if nl > self.limits.max_inline {
+            return Err(ProtocolError("too big inline request".into()));
+        }
+        let line = buf.split_to(nl + 1);
+        let mut text = &line[..nl];
+        if text.last() == Some(&b'\r') {
+            text = &text[..text.len() - 1];
+        }
+        match split_args(text) {
+            Some(args) => Ok(Some(args.into_iter().map(Bytes::from).collect())),
+            None => Err(ProtocolError("unbalanced quotes in request".into())),
+        }
+    }
+}
+
+enum Guard {
+    Incomplete,
+    Empty(usize),
+    Complete,
+}
+
+/// Reads a `<int>\r\n` line starting at `start`. `Ok(None)`: incomplete; `Err`: the line is
+/// longer than `max`; `Some((None, _))`: not a number.
+#[allow(clippy::type_complexity)]
+fn read_len_line(buf: &[u8], start: usize, max: usize) -> Result<Option<(Option<i64>, usize)>, ()> {
+    let rest = &buf[start.min(buf.len())..];
+    let Some(cr) = rest.iter().position(|&c| c == b'\r') else {
+        return if rest.len() > max { Err(()) } else { Ok(None) };
+    };
+    if cr > max {
+        return Err(());
+    }
+    if rest.len() < cr + 2 {
+        return Ok(None);
+    }
+    let num = std::str::from_utf8(&rest[..cr])
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok());
+    let num = if rest[cr + 1] == b'\n' { num } else { None };
+    Ok(Some((num, start + cr + 2)))
+}
+
+fn kind_char(f: &redis_protocol::resp2::types::BytesFrame) -> char {
+    use redis_protocol::resp2::types::BytesFrame::*;
+    match f {
+        SimpleString(_) => '+',
+        Error(_) => '-',
+        Integer(_) => ':',
+        BulkString(_) | Null => '$',
+        Array(_) => '*',
+    }
+}
+
+/// Splits an inline command line into arguments with Redis's `sdssplitargs` rules:
+/// spaces separate, `"..."` allows `\n \r \t \b \a \\ \" \xHH` escapes, `'...'` allows `\'`.
+/// Returns `None` on unbalanced quotes (or a closing quote not followed by a space).
+pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut args = Vec::new();
+    let mut i = 0;
+    let n = line.len();
+    loop {
+        while i < n && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= n {
+            return Some(args);
+        }
+        let mut cur = Vec::new();
+        let mut in_dq = false;
+        let mut in_sq = false;
+        loop {
+            if in_dq {
+                if i >= n {
+                    return None;
+                }
+                let c = line[i];
+                if c == b'\\'
+                    && i + 3 < n
+                    && line[i + 1] == b'x'
+                    && hex(line[i + 2]).is_some()
+                    && hex(line[i + 3]).is_some()
+                {
+                    cur.push(hex(line[i + 2]).unwrap_or(0) * 16 + hex(line[i + 3]).unwrap_or(0));
+                    i += 3;
+                } else if c == b'\\' && i + 1 < n {
+                    i += 1;
+                    cur.push(match line[i] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 8,
+                        b'a' => 7,
+                        other => other,
+                    });
+                } else if c == b'"' {
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(c);
+                }
+            } else if in_sq {
+                if i >= n {
+                    return None;
+                }
+                let c = line[i];
+                if c == b'\\' && i + 1 < n && line[i + 1] == b'\'' {
+                    i += 1;
+                    cur.push(b'\'');
+                } else if c == b'\'' {
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(c);
+                }
+            } else {
+                if i >= n {
+                    break;
+                }
+                match line[i] {
+                    b' ' | b'\n' | b'\r' | b'\t' | 0 => {
+                        break;
+                    }
+                    b'"' => in_dq = true,
+                    b'\'' => in_sq = true,
+                    c => cur.push(c),
+                }
+            }
+            i += 1;
+        }
+        args.push(cur);
+    }
+}
+
+fn hex(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dec(input: &[u8]) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        let mut b = BytesMut::from(input);
+        RequestDecoder::default().decode(&mut b)
+    }
+
+    #[test]
+    fn multibulk_and_inline() {
+        let r = dec(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n").unwrap().unwrap();
+        assert_eq!(r, vec![Bytes::from("GET"), Bytes::from("k")]);
+        let r = dec(b"set k \"a b\\x41\"\r\n").unwrap().unwrap();
+        assert_eq!(
+            r,
+            vec![Bytes::from("set"), Bytes::from("k"), Bytes::from("a bA")]
+        );
+        assert_eq!(dec(b"*2\r\n$3\r\nGET\r\n").unwrap(), None);
+        assert_eq!(
+            dec(b"\"unbalanced\r\n").unwrap_err().0,
+            "unbalanced quotes in request"
+        );
+    }
+
+    #[test]
+    fn limits_are_enforced_before_buffering() {
+        assert_eq!(
+            dec(b"*3000000\r\n").unwrap_err().0,
+            "invalid multibulk length"
+        );
+        assert_eq!(
+            dec(b"*1\r\n$999999999999\r\n").unwrap_err().0,
+            "invalid bulk length"
+        );
+        assert_eq!(dec(b"*1\r\n:5\r\n").unwrap_err().0, "expected '$', got ':'");
+        assert_eq!(dec(b"*x\r\n").unwrap_err().0, "invalid multibulk length");
+        assert!(dec(&vec![b'a'; 70 * 1024]).is_err());
+    }
+
+    #[test]
+    fn resp2_and_resp3_shapes() {
+        let mut out = BytesMut::new();
+        Reply::Map(vec![(Reply::bulk_str("a"), Reply::Int(1))]).encode(Protocol::Resp2, &mut out);
+        assert_eq!(&out[..], b"*2\r\n$1\r\na\r\n:1\r\n");
+        out.clear();
+        Reply::Map(vec![(Reply::bulk_str("a"), Reply::Int(1))]).encode(Protocol::Resp3, &mut out);
+        assert_eq!(&out[..], b"%1\r\n$1\r\na\r\n:1\r\n");
+        out.clear();
+        Reply::NilArray.encode(Protocol::Resp2, &mut out);
+        assert_eq!(&out[..], b"*-1\r\n");
+    }
+}

@@ -1,0 +1,22 @@
+//! Shared protocol layer for every Tandem component: the job of this crate is to speak RESP
+//! exactly like Redis, once, so the node, sentinel and proxy cannot drift apart.
+//!
+//! Layout:
+//! - [`frame`]: client requests decoded with `redis-protocol` (plus Redis's inline form) and
+//!   [`Reply`] values encoded for RESP2 or RESP3.
+//! - [`command`]: the static command table (name, arity, flags, key positions).
+//! - [`glob`]: Redis's glob-style pattern matching (KEYS, SCAN MATCH, PSUBSCRIBE, CONFIG GET).
+//! - [`number`]: Redis's number parsing and formatting rules (integers, doubles, memory units).
+//! - [`client`]: a small async RESP client used by the sentinel, the proxy, the bench and tests.
+//! - [`types`]: shared vocabulary types (`NodeAddr`, `Role`, `Protocol`, ...).
+
+pub mod client;
+pub mod command;
+pub mod frame;
+pub mod glob;
+pub mod number;
+pub mod types;
+
+pub use command::{Cmd, CommandSpec};
+pub use frame::{Reply, RequestDecoder};
+pub use types::Protocol;

@@ -1,0 +1,184 @@
+//! Redis's number rules in one place: strict integer parsing (`string2ll`), float parsing
+//! (`strtold` without NaN), float formatting as Redis prints it, and memory units (`1gb`).
+
+/// Parses a signed 64-bit integer exactly as Redis's `string2ll`: no spaces, no `+`,
+/// no leading zeros, nothing trailing.
+pub fn parse_i64(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    if s == b"0" {
+        return Some(0);
+    }
+    let (neg, digits) = if s[0] == b'-' {
+        (true, &s[1..])
+    } else {
+        (false, s)
+    };
+    if digits.is_empty() || !(b'1'..=b'9').contains(&digits[0]) {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    if neg {
+        if v > (i64::MAX as u64) + 1 {
+            None
+        } else {
+            Some((v as i64).wrapping_neg())
+        }
+    } else if v > i64::MAX as u64 {
+        None
+    } else {
+        Some(v as i64)
+    }
+}
+
+/// Parses a non-negative integer (u64) with the same strictness as [`parse_i64`].
+pub fn parse_u64(s: &[u8]) -> Option<u64> {
+    parse_i64(s).and_then(|v| u64::try_from(v).ok())
+}
+
+/// Parses a double as Redis does for scores and INCRBYFLOAT: decimal or scientific,
+/// `inf`/`-inf`/`+inf` (any case), no surrounding spaces, never NaN.
+pub fn parse_f64(s: &[u8]) -> Option<f64> {
+    if s.is_empty() || s.len() > 5000 {
+        return None;
+    }
+    if s[0].is_ascii_whitespace() || s[s.len() - 1].is_ascii_whitespace() {
+        return None;
+    }
+    let text = std::str::from_utf8(s).ok()?;
+    let lower = text.to_ascii_lowercase();
+    let v = match lower.as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        _ => {
+            // Rust accepts "nan", "inf" spelled differently, and "1_0"? (no); reject letters
+            // other than the exponent marker to stay within strtod's grammar.
+            if lower
+                .bytes()
+                .any(|c| !(c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'-' | b'+')))
+            {
+                return None;
+            }
+            lower.parse::<f64>().ok()?
+        }
+    };
+    if v.is_nan() {
+        None
+    } else {
+        Some(v)
+    }
+}
+
+/// Formats a double the way Redis 7 replies with scores: the shortest text that reads back to
+/// the same value, `%.17g`-style exponent form for very large or small magnitudes, `inf`/`-inf`.
+pub fn format_f64(v: f64) -> String {
+    if v.is_infinite() {
+        return if v > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    let exp = v.abs().log10().floor() as i32;
+    if !(-5..17).contains(&exp) {
+        // Shortest round-trip mantissa, C-style exponent with sign and at least two digits.
+        let s = format!("{:e}", v);
+        if let Some((mant, e)) = s.split_once('e') {
+            let e: i32 = e.parse().unwrap_or(0);
+            let sign = if e < 0 { '-' } else { '+' };
+            return format!("{}e{}{:02}", mant, sign, e.abs());
+        }
+        s
+    } else {
+        let s = format!("{}", v);
+        s
+    }
+}
+
+/// Formats the result of INCRBYFLOAT / HINCRBYFLOAT: plain decimal, never an exponent,
+/// no trailing zeros (Redis uses `%.17Lf` and trims).
+pub fn format_f64_plain(v: f64) -> String {
+    if v.is_infinite() {
+        return if v > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    let s = format!("{}", v);
+    if s == "-0" {
+        "0".into()
+    } else {
+        s
+    }
+}
+
+/// Parses a memory size with Redis's units (`100`, `1k`, `1kb`, `5mb`, `2gb`; `k` = 1000,
+/// `kb` = 1024), case-insensitive.
+pub fn parse_memory(s: &str) -> Option<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    if num.is_empty() {
+        return None;
+    }
+    let n: u64 = num.parse().ok()?;
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(mul)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_are_strict() {
+        assert_eq!(parse_i64(b"123"), Some(123));
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_i64(b"9223372036854775808"), None);
+        assert_eq!(parse_i64(b"012"), None);
+        assert_eq!(parse_i64(b"+1"), None);
+        assert_eq!(parse_i64(b" 1"), None);
+        assert_eq!(parse_i64(b"1a"), None);
+        assert_eq!(parse_i64(b"-0"), None);
+    }
+
+    #[test]
+    fn floats() {
+        assert_eq!(parse_f64(b"1.5"), Some(1.5));
+        assert_eq!(parse_f64(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_f64(b"1e3"), Some(1000.0));
+        assert_eq!(parse_f64(b"nan"), None);
+        assert_eq!(parse_f64(b" 1"), None);
+        assert_eq!(format_f64(1.5), "1.5");
+        assert_eq!(format_f64(3.0), "3");
+        assert_eq!(format_f64(1e21), "1e+21");
+        assert_eq!(format_f64(f64::INFINITY), "inf");
+        assert_eq!(format_f64_plain(10.5), "10.5");
+        assert_eq!(format_f64_plain(5000.0), "5000");
+    }
+
+    #[test]
+    fn memory_units() {
+        assert_eq!(parse_memory("100"), Some(100));
+        assert_eq!(parse_memory("1kb"), Some(1024));
+        assert_eq!(parse_memory("1GB"), Some(1 << 30));
+        assert_eq!(parse_memory("1k"), Some(1000));
+        assert_eq!(parse_memory("x"), None);
+    }
+}

@@ -1,0 +1,237 @@
+//! Command-line interface: clap definitions for every subcommand, the config file + flags
+//! merge (flags win), and the runtime that starts the chosen component.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tandem_config::{MaxmemoryPolicy, MemSize, NodeConfig, ReplicaOf};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tandem",
+    version,
+    about = "Redis-compatible high-availability stack"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a Redis-compatible data node.
+    Node(NodeArgs),
+    /// Run a sentinel (failure detection and automatic failover).
+    Sentinel(PassThrough),
+    /// Run the proxy (one endpoint for applications).
+    Proxy(PassThrough),
+    /// Load-test a RESP endpoint.
+    Bench(PassThrough),
+    /// Start a complete local deployment (3 nodes, 3 sentinels, proxy).
+    Up(PassThrough),
+}
+
+/// Arguments of subcommands that are not available yet.
+#[derive(Args, Debug)]
+pub struct PassThrough {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub rest: Vec<String>,
+}
+
+/// `tandem node`: flags mirror redis-server's.
+#[derive(Args, Debug, Default)]
+pub struct NodeArgs {
+    /// TOML configuration file; flags given here override its values.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub port: Option<u16>,
+    #[arg(long)]
+    pub bind: Option<String>,
+    #[arg(long)]
+    pub requirepass: Option<String>,
+    #[arg(long)]
+    pub masterauth: Option<String>,
+    #[arg(long)]
+    pub masteruser: Option<String>,
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    #[arg(long)]
+    pub dbfilename: Option<String>,
+    /// Start as a replica of HOST PORT.
+    #[arg(long, num_args = 2, value_names = ["HOST", "PORT"])]
+    pub replicaof: Option<Vec<String>>,
+    #[arg(long)]
+    pub maxmemory: Option<String>,
+    #[arg(long = "maxmemory-policy")]
+    pub maxmemory_policy: Option<String>,
+    #[arg(long)]
+    pub databases: Option<usize>,
+    #[arg(long)]
+    pub save: Option<String>,
+    #[arg(long)]
+    pub appendonly: Option<String>,
+    #[arg(long)]
+    pub loglevel: Option<String>,
+    #[arg(long)]
+    pub logfile: Option<String>,
+}
+
+impl NodeArgs {
+    /// The file's configuration (or defaults) with the flags applied on top.
+    pub fn resolve(&self) -> Result<NodeConfig, String> {
+        let mut c: NodeConfig = match &self.config {
+            Some(p) => tandem_config::load(p).map_err(|e| e.to_string())?,
+            None => NodeConfig::default(),
+        };
+        if let Some(v) = self.port {
+            c.port = v;
+        }
+        if let Some(v) = &self.bind {
+            c.bind = v.clone();
+        }
+        if let Some(v) = &self.requirepass {
+            c.requirepass = Some(v.clone());
+        }
+        if let Some(v) = &self.masterauth {
+            c.masterauth = Some(v.clone());
+        }
+        if let Some(v) = &self.masteruser {
+            c.masteruser = Some(v.clone());
+        }
+        if let Some(v) = &self.dir {
+            c.dir = v.clone();
+        }
+        if let Some(v) = &self.dbfilename {
+            c.dbfilename = v.clone();
+        }
+        if let Some(v) = &self.replicaof {
+            let port = v[1]
+                .parse()
+                .map_err(|_| format!("--replicaof: invalid port {:?}", v[1]))?;
+            c.replicaof = Some(ReplicaOf {
+                host: v[0].clone(),
+                port,
+            });
+        }
+        if let Some(v) = &self.maxmemory {
+            c.maxmemory =
+                MemSize::parse(v).ok_or_else(|| format!("--maxmemory: invalid size {v:?}"))?;
+        }
+        if let Some(v) = &self.maxmemory_policy {
+            c.maxmemory_policy = MaxmemoryPolicy::parse(v)
+                .ok_or_else(|| format!("--maxmemory-policy: unknown policy {v:?}"))?;
+        }
+        if let Some(v) = self.databases {
+            c.databases = v;
+        }
+        if let Some(v) = &self.save {
+            c.save = v.clone();
+        }
+        if let Some(v) = &self.appendonly {
+            c.appendonly = parse_yes_no(v)
+                .ok_or_else(|| format!("--appendonly: expected yes or no, got {v:?}"))?;
+        }
+        if let Some(v) = &self.loglevel {
+            c.loglevel = v.clone();
+        }
+        if let Some(v) = &self.logfile {
+            c.logfile = v.clone();
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+fn parse_yes_no(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" | "true" => Some(true),
+        "no" | "false" => Some(false),
+        _ => None,
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = match level {
+        "debug" => "debug",
+        "verbose" => "info",
+        "warning" => "warn",
+        _ => "info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Node(args) => run_node(args),
+        Command::Sentinel(_) => not_yet("sentinel"),
+        Command::Proxy(_) => not_yet("proxy"),
+        Command::Bench(_) => not_yet("bench"),
+        Command::Up(_) => not_yet("up"),
+    }
+}
+
+fn not_yet(what: &str) -> ExitCode {
+    eprintln!("tandem {what}: not yet available in this build");
+    ExitCode::from(2)
+}
+
+fn run_node(args: NodeArgs) -> ExitCode {
+    let config = match args.resolve() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tandem node: configuration error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    init_logging(&config.loglevel);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+        )
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tandem node: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(async move {
+        let addr = format!("{}:{}", config.bind, config.port);
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "tandem node ready to accept connections");
+        let srv = tandem_node::Server::new(config);
+        let signal = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; }, None => std::future::pending::<()>().await } } => {},
+            }
+            tracing::info!("received a shutdown signal");
+        };
+        tandem_node::run(srv, listener, signal)
+            .await
+            .map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(()) => {
+            tracing::info!("tandem node is now ready to exit, bye bye");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tandem node: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
