@@ -136,7 +136,7 @@ impl NodeConfig {
 /// Parses `"3600 1 300 100"` into (seconds, changes) pairs.
 pub fn parse_save_points(s: &str) -> Result<Vec<(u64, u64)>, String> {
     let parts: Vec<&str> = s.split_whitespace().collect();
-    if parts.len() % 2 != 0 {
+    if !parts.len().is_multiple_of(2) {
         return Err(format!(
             "save: expected pairs of <seconds> <changes>, got {s:?}"
         ));

@@ -14,7 +14,7 @@ use tandem_protocol::{Protocol, Reply};
 use crate::clients::ClientInfo;
 use crate::db::value::{Hash_, List, Set};
 use crate::db::zset::ZSet;
-use crate::db::{CompactBytes, Db, Entry, Shard, Value, NO_EXPIRE};
+use crate::db::{CompactBytes, Db, Entry, LockedShards, Shard, Value, NO_EXPIRE};
 use crate::server::Server;
 
 /// `-WRONGTYPE ...`, Redis's exact text.
@@ -26,7 +26,7 @@ pub fn wrongtype() -> Reply {
 
 enum Locks<'a> {
     /// A few shards, with their indices.
-    Some(Vec<(usize, MutexGuard<'a, Shard>)>),
+    Some(LockedShards<'a>),
     /// Every shard, indexed by shard number.
     All(Vec<MutexGuard<'a, Shard>>),
 }
