@@ -40,6 +40,20 @@ fn exchange(port: u16, input: &[u8], idle: Duration) -> Vec<u8> {
     out
 }
 
+/// Whether a new connection gets PONG within `wait`.
+fn pong_within(port: u16, wait: Duration) -> bool {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, wait) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(wait));
+    if s.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 7];
+    s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
+
 fn show(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -177,6 +191,13 @@ fn random_bytes_never_hurt_the_server() {
                 }
             };
             exchange(node.port, &input, Duration::from_millis(5));
+            if !node.is_running() || !pong_within(node.port, Duration::from_secs(5)) {
+                panic!(
+                    "the node stopped answering after input \"{}\"; log:\n{}",
+                    input.escape_ascii(),
+                    std::fs::read_to_string(&node.log).unwrap_or_default()
+                );
+            }
         }
     });
     assert!(node.alive(), "the node process died");
@@ -206,7 +227,7 @@ fn a_client_that_never_finishes_a_frame_does_not_block_others() {
     // Announce a 100000-byte argument and send 10 bytes of it.
     stalled.send(b"*2\r\n$4\r\nECHO\r\n$100000\r\n0123456789");
     let mut stalled_inline = Raw::connect(node.port);
-    stalled_inline.send(b"ECHO never-ending-inline");
+    stalled_inline.send(b"ECHO never-ending-");
     survives(&node, "stalled clients", || {
         let mut others: Vec<Raw> = (0..5).map(|_| Raw::connect(node.port)).collect();
         for i in 0..50 {
@@ -223,7 +244,7 @@ fn a_client_that_never_finishes_a_frame_does_not_block_others() {
     let mut expected = b"0123456789".to_vec();
     expected.extend_from_slice(&rest);
     assert_eq!(stalled.read(), Resp::Bulk(expected));
-    stalled_inline.send(b" done\r\n");
+    stalled_inline.send(b"inline\r\n");
     assert_eq!(stalled_inline.read(), Resp::bulk("never-ending-inline"));
 }
 
@@ -262,6 +283,9 @@ fn inline_commands() {
     assert_eq!(c.read(), Resp::bulk("A\n\t\""));
     c.send(b"ECHO 'it\\'s'\r\n");
     assert_eq!(c.read(), Resp::bulk("it's"));
+    // NUL bytes separate like spaces (a NUL once made the splitter loop forever).
+    c.send(b"ECHO\0nul\0\r\n");
+    assert_eq!(c.read(), Resp::bulk("nul"));
     c.send(b"   ping    \r\n");
     assert_eq!(c.read(), Resp::Simple("PONG".into()));
     // Inline and multibulk mixed in one write.

@@ -400,7 +400,8 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
     let mut i = 0;
     let n = line.len();
     loop {
-        while i < n && line[i].is_ascii_whitespace() {
+        // NUL ends an unquoted argument, so it must also be skipped between arguments.
+        while i < n && (line[i].is_ascii_whitespace() || line[i] == 0) {
             i += 1;
         }
         if i >= n {
@@ -505,6 +506,15 @@ mod tests {
             dec(b"\"unbalanced\r\n").unwrap_err().0,
             "unbalanced quotes in request"
         );
+    }
+
+    #[test]
+    fn nul_bytes_in_inline_requests_terminate() {
+        assert_eq!(
+            split_args(b"PING\0\0 x\0").unwrap(),
+            vec![b"PING".to_vec(), b"x".to_vec()]
+        );
+        assert_eq!(split_args(b"\0").unwrap(), Vec::<Vec<u8>>::new());
     }
 
     #[test]

@@ -127,6 +127,19 @@ impl Proc {
         }
     }
 
+    /// Whether the process is still running (without reaping it: works through `&self`).
+    pub fn is_running(&self) -> bool {
+        let Some(pid) = self.child.as_ref().map(|c| c.id()) else {
+            return false;
+        };
+        match std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            Ok(status) => !status
+                .lines()
+                .any(|l| l.starts_with("State:") && l.contains('Z')),
+            Err(_) => false,
+        }
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         match self.child.as_mut() {
