@@ -4,7 +4,7 @@
 //! returned: lookups apply lazy expiry and keyspace walks skip them.
 
 use bytes::Bytes;
-use tandem_config::MaxmemoryPolicy;
+use tandem_config::{MaxmemoryPolicy, NodeConfig};
 use tandem_protocol::{glob, number, Reply};
 
 use super::args::{self, CmdResult};
@@ -18,14 +18,6 @@ const ERR_DB_RANGE: &str = "ERR DB index is out of range";
 
 /// Redis's `OBJ_ENCODING_EMBSTR_SIZE_LIMIT`: longer strings are `raw`.
 pub const OBJ_ENCODING_EMBSTR_SIZE_LIMIT: usize = 44;
-/// `hash-max-listpack-entries` / `hash-max-listpack-value` defaults.
-pub const HASH_MAX_LISTPACK_ENTRIES: usize = 128;
-pub const HASH_MAX_LISTPACK_VALUE: usize = 64;
-/// `set-max-intset-entries` default.
-pub const SET_MAX_INTSET_ENTRIES: usize = 512;
-/// `zset-max-listpack-entries` / `zset-max-listpack-value` defaults.
-pub const ZSET_MAX_LISTPACK_ENTRIES: usize = 128;
-pub const ZSET_MAX_LISTPACK_VALUE: usize = 64;
 /// Redis shares the integers `0..OBJ_SHARED_INTEGERS`; their refcount reads as `INT_MAX`.
 pub const OBJ_SHARED_INTEGERS: i64 = 10000;
 const OBJ_SHARED_REFCOUNT: i64 = i32::MAX as i64;
@@ -519,8 +511,9 @@ fn is_int_str(s: &[u8]) -> bool {
 }
 
 /// The encoding Redis 7.0 would report for `v` (OBJECT ENCODING), from the value's shape and
-/// Redis's default conversion thresholds.
-pub fn encoding_of(v: &Value) -> &'static str {
+/// the configured conversion thresholds (`hash-max-listpack-entries` & co.).
+pub fn encoding_of(v: &Value, cfg: &NodeConfig) -> &'static str {
+    let fits = |len: usize, max: u64| len as u64 <= max;
     match v {
         Value::Str(s) => {
             if is_int_str(s) {
@@ -533,10 +526,9 @@ pub fn encoding_of(v: &Value) -> &'static str {
         }
         Value::List(_) => "quicklist",
         Value::Hash(h) => {
-            if h.len() <= HASH_MAX_LISTPACK_ENTRIES
-                && h.iter().all(|(f, v)| {
-                    f.len() <= HASH_MAX_LISTPACK_VALUE && v.len() <= HASH_MAX_LISTPACK_VALUE
-                })
+            let max = cfg.hash_max_listpack_value;
+            if fits(h.len(), cfg.hash_max_listpack_entries)
+                && h.iter().all(|(f, v)| fits(f.len(), max) && fits(v.len(), max))
             {
                 "listpack"
             } else {
@@ -544,15 +536,17 @@ pub fn encoding_of(v: &Value) -> &'static str {
             }
         }
         Value::Set(s) => {
-            if s.len() <= SET_MAX_INTSET_ENTRIES && s.iter().all(|m| is_int_str(m)) {
+            if fits(s.len(), cfg.set_max_intset_entries) && s.iter().all(|m| is_int_str(m)) {
                 "intset"
             } else {
                 "hashtable"
             }
         }
         Value::ZSet(z) => {
-            if z.len() <= ZSET_MAX_LISTPACK_ENTRIES
-                && z.dict.keys().all(|m| m.len() <= ZSET_MAX_LISTPACK_VALUE)
+            if fits(z.len(), cfg.zset_max_listpack_entries)
+                && z.dict
+                    .keys()
+                    .all(|m| fits(m.len(), cfg.zset_max_listpack_value))
             {
                 "listpack"
             } else {
@@ -588,13 +582,13 @@ pub fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         .maxmemory
         .load(std::sync::atomic::Ordering::Relaxed);
     let now = ctx.now_ms;
-    let decay = ctx.srv.config.load().lfu_decay_time;
+    let cfg = ctx.srv.config.load_full();
     let db = ctx.db;
     let Some(e) = peek(ctx, db, &args[2]) else {
         return Ok(Reply::Nil);
     };
     match sub.as_str() {
-        "encoding" => Ok(Reply::bulk_str(encoding_of(&e.value))),
+        "encoding" => Ok(Reply::bulk_str(encoding_of(&e.value, &cfg))),
         "refcount" => {
             let shared_ints = maxmemory == 0
                 || !matches!(
@@ -622,7 +616,7 @@ pub fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             if !is_lfu(policy) {
                 return Err(Reply::error("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
             }
-            Ok(Reply::Int(lfu_decayed_counter(e.lru, now, decay) as i64))
+            Ok(Reply::Int(lfu_decayed_counter(e.lru, now, cfg.lfu_decay_time) as i64))
         }
     }
 }
