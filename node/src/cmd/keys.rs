@@ -171,7 +171,10 @@ pub fn keys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// starts at the last index, `pos c > 0` means the next index is `c - 1`. A delete only ever
 /// moves an already-visited key, so every key present for the whole iteration is returned.
 pub fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let cursor = number::parse_u64(&args[1]).ok_or_else(|| Reply::error("ERR invalid cursor"))?;
+    // strtoul semantics: a negative number wraps around (and then ends the iteration).
+    let cursor = number::parse_u64(&args[1])
+        .or_else(|| number::parse_i64(&args[1]).map(|n| n as u64))
+        .ok_or_else(|| Reply::error("ERR invalid cursor"))?;
     let mut count: i64 = 10;
     let mut pattern: Option<&[u8]> = None;
     let mut typ: Option<&[u8]> = None;
@@ -246,7 +249,11 @@ pub fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 pub fn randomkey(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db, ctx.now_ms);
-    for _ in 0..100 {
+    // On a master every expired key drawn is deleted, so this ends. A replica cannot delete
+    // them: after a few tries it returns a (logically expired) name, as Redis does.
+    let replica_like = ctx.from_master || ctx.srv.is_replica();
+    let mut tries_left = 100;
+    loop {
         let expired_key = {
             let shards = ctx.shards_mut();
             let total: usize = shards.iter().map(|s| s.dbs[db].map.len()).sum();
@@ -264,17 +271,22 @@ pub fn randomkey(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
                 r -= map.len();
             }
             let Some((k, e)) = found else {
-                continue;
+                return Ok(Reply::Nil);
             };
             if !e.is_expired(now) {
                 return Ok(bulk(k));
+            }
+            if replica_like {
+                tries_left -= 1;
+                if tries_left == 0 {
+                    return Ok(bulk(k));
+                }
             }
             k.clone()
         };
         // Deletes it (on a master) and counts it as expired.
         ctx.lookup_in(db, &expired_key);
     }
-    Ok(Reply::Nil)
 }
 
 // ---------------------------------------------------------------------- expiry
