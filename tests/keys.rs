@@ -226,7 +226,9 @@ fn copy_move_and_databases_match_redis() {
 #[test]
 fn keys_and_object_match_redis() {
     same_as_redis(&[
-        &["MSET", "user:1", "a", "user:2", "b", "user:10", "c", "admin", "d", "u[x", "e"],
+        &[
+            "MSET", "user:1", "a", "user:2", "b", "user:10", "c", "admin", "d", "u[x", "e",
+        ],
         &["KEYS", "*"],
         &["KEYS", "user:*"],
         &["KEYS", "user:?"],
@@ -240,7 +242,11 @@ fn keys_and_object_match_redis() {
         &["SET", "i", "123"],
         &["SET", "big", "10001"],
         &["SET", "s", "abc"],
-        &["SET", "r", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"],
+        &[
+            "SET",
+            "r",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ],
         &["OBJECT", "ENCODING", "i"],
         &["OBJECT", "ENCODING", "s"],
         &["OBJECT", "ENCODING", "r"],
@@ -288,7 +294,10 @@ fn object_idletime_and_freq() {
     let f: i64 = q(&mut c, &["OBJECT", "FREQ", "k"]);
     assert!(f > 5 && f < 255, "{f}");
     let e = run(&mut c, &["OBJECT", "IDLETIME", "k"]);
-    assert!(e.starts_with("-ERR An LFU maxmemory policy is selected, idle time not tracked"), "{e}");
+    assert!(
+        e.starts_with("-ERR An LFU maxmemory policy is selected, idle time not tracked"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -429,7 +438,9 @@ fn scan_returns_stable_keys_despite_deletes_and_inserts() {
         // Between calls: delete some doomed keys and add new ones.
         let mut p = redis::pipe();
         for j in 0..40 {
-            p.cmd("DEL").arg(format!("doomed:{}", (step * 40 + j) % 4000)).ignore();
+            p.cmd("DEL")
+                .arg(format!("doomed:{}", (step * 40 + j) % 4000))
+                .ignore();
             p.cmd("SET").arg(format!("new:{step}:{j}")).arg(1).ignore();
         }
         let _: () = p.query(&mut c).unwrap();
@@ -440,7 +451,10 @@ fn scan_returns_stable_keys_despite_deletes_and_inserts() {
         }
     }
     for i in 0..4000 {
-        assert!(seen.contains(&format!("stable:{i}")), "stable:{i} never returned");
+        assert!(
+            seen.contains(&format!("stable:{i}")),
+            "stable:{i} never returned"
+        );
     }
 }
 
@@ -450,7 +464,12 @@ fn scan_keys_and_randomkey_skip_expired_keys() {
     let mut c = node.conn();
     let mut p = redis::pipe();
     for i in 0..500 {
-        p.cmd("SET").arg(format!("gone:{i}")).arg(1).arg("PX").arg(1).ignore();
+        p.cmd("SET")
+            .arg(format!("gone:{i}"))
+            .arg(1)
+            .arg("PX")
+            .arg(1)
+            .ignore();
     }
     p.cmd("SET").arg("live").arg(1).ignore();
     let _: () = p.query(&mut c).unwrap();
@@ -511,6 +530,10 @@ fn swapdb_flushdb_and_writes_abort_watchers() {
         let _: () = q(&mut c, &["MULTI"]);
         let _: () = q(&mut c, &["SET", "w", "1"]);
         let r: redis::Value = q(&mut c, &["EXEC"]);
-        assert_eq!(r == redis::Value::Nil, expect_abort, "{cmd:?}: EXEC gave {r:?}");
+        assert_eq!(
+            r == redis::Value::Nil,
+            expect_abort,
+            "{cmd:?}: EXEC gave {r:?}"
+        );
     }
 }

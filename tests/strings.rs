@@ -305,10 +305,17 @@ fn set_ex_px_sets_ttl_and_big_values_round_trip() {
     assert!((4000..=5000).contains(&pttl), "{pttl}");
     let _: () = q(&mut c, &["SET", "k", "v2", "KEEPTTL"]);
     let pttl: i64 = q(&mut c, &["PTTL", "k"]);
-    assert!((4000..=5000).contains(&pttl), "KEEPTTL lost the TTL: {pttl}");
+    assert!(
+        (4000..=5000).contains(&pttl),
+        "KEEPTTL lost the TTL: {pttl}"
+    );
     let _: () = q(&mut c, &["INCRBYFLOAT", "f", "1"]);
     let _: () = q(&mut c, &["SET", "k", "v3"]);
-    assert_eq!(q::<i64>(&mut c, &["TTL", "k"]), -1, "SET must clear the TTL");
+    assert_eq!(
+        q::<i64>(&mut c, &["TTL", "k"]),
+        -1,
+        "SET must clear the TTL"
+    );
     let _: () = q(&mut c, &["SETEX", "k", "50", "v"]);
     assert!((49..=50).contains(&q::<i64>(&mut c, &["TTL", "k"])));
     let _: i64 = q(&mut c, &["INCR", "k2"]);
@@ -316,9 +323,16 @@ fn set_ex_px_sets_ttl_and_big_values_round_trip() {
     let _: i64 = q(&mut c, &["INCR", "k2"]);
     let _: i64 = q(&mut c, &["APPEND", "k2", "0"]);
     let _: i64 = q(&mut c, &["SETRANGE", "k2", "0", "3"]);
-    assert!(q::<i64>(&mut c, &["TTL", "k2"]) > 0, "in-place writes keep the TTL");
+    assert!(
+        q::<i64>(&mut c, &["TTL", "k2"]) > 0,
+        "in-place writes keep the TTL"
+    );
     let _: String = q(&mut c, &["GETSET", "k2", "x"]);
-    assert_eq!(q::<i64>(&mut c, &["TTL", "k2"]), -1, "GETSET clears the TTL");
+    assert_eq!(
+        q::<i64>(&mut c, &["TTL", "k2"]),
+        -1,
+        "GETSET clears the TTL"
+    );
 
     // Values of every size class, including 1 MiB, are binary-exact.
     for len in [0usize, 1, 22, 23, 44, 45, 1000, 1 << 20] {
@@ -343,7 +357,9 @@ fn pipelined_sets_and_gets_keep_order() {
     let mut c = node.conn();
     let mut p = redis::pipe();
     for i in 0..2000 {
-        p.cmd("SET").arg(format!("key:{i}")).arg(format!("value:{i}"));
+        p.cmd("SET")
+            .arg(format!("key:{i}"))
+            .arg(format!("value:{i}"));
         p.cmd("GET").arg(format!("key:{i}"));
         p.cmd("INCR").arg("counter");
     }

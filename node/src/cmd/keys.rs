@@ -515,7 +515,10 @@ const OBJECT_HELP: &[&str] = &[
 ];
 
 fn is_lfu(p: MaxmemoryPolicy) -> bool {
-    matches!(p, MaxmemoryPolicy::AllkeysLfu | MaxmemoryPolicy::VolatileLfu)
+    matches!(
+        p,
+        MaxmemoryPolicy::AllkeysLfu | MaxmemoryPolicy::VolatileLfu
+    )
 }
 
 fn is_int_str(s: &[u8]) -> bool {
@@ -540,7 +543,8 @@ pub fn encoding_of(v: &Value, cfg: &NodeConfig) -> &'static str {
         Value::Hash(h) => {
             let max = cfg.hash_max_listpack_value;
             if fits(h.len(), cfg.hash_max_listpack_entries)
-                && h.iter().all(|(f, v)| fits(f.len(), max) && fits(v.len(), max))
+                && h.iter()
+                    .all(|(f, v)| fits(f.len(), max) && fits(v.len(), max))
             {
                 "listpack"
             } else {
@@ -589,10 +593,7 @@ pub fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Err(args::wrong_arity(&format!("object|{sub}")));
     }
     let policy = ctx.srv.policy();
-    let maxmemory = ctx
-        .srv
-        .maxmemory
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let maxmemory = ctx.srv.maxmemory.load(std::sync::atomic::Ordering::Relaxed);
     let now = ctx.now_ms;
     let cfg = ctx.srv.config.load_full();
     let db = ctx.db;
@@ -611,8 +612,9 @@ pub fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                         | MaxmemoryPolicy::VolatileLfu
                 );
             let shared = match &e.value {
-                Value::Str(s) if shared_ints && is_int_str(s) => number::parse_i64(s)
-                    .is_some_and(|n| (0..OBJ_SHARED_INTEGERS).contains(&n)),
+                Value::Str(s) if shared_ints && is_int_str(s) => {
+                    number::parse_i64(s).is_some_and(|n| (0..OBJ_SHARED_INTEGERS).contains(&n))
+                }
                 _ => false,
             };
             Ok(Reply::Int(if shared { OBJ_SHARED_REFCOUNT } else { 1 }))
@@ -628,7 +630,9 @@ pub fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             if !is_lfu(policy) {
                 return Err(Reply::error("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
             }
-            Ok(Reply::Int(lfu_decayed_counter(e.lru, now, cfg.lfu_decay_time) as i64))
+            Ok(Reply::Int(
+                lfu_decayed_counter(e.lru, now, cfg.lfu_decay_time) as i64,
+            ))
         }
     }
 }

@@ -94,7 +94,9 @@ fn expire_at_ms(now_ms: u64, kind: ExpireKind, arg: &[u8], cmd: &str) -> Result<
         return Err(invalid_expire(cmd));
     }
     let ms = match kind {
-        ExpireKind::Ex | ExpireKind::ExAt => v.checked_mul(1000).ok_or_else(|| invalid_expire(cmd))?,
+        ExpireKind::Ex | ExpireKind::ExAt => {
+            v.checked_mul(1000).ok_or_else(|| invalid_expire(cmd))?
+        }
         ExpireKind::Px | ExpireKind::PxAt => v,
     };
     let at = match kind {
@@ -161,9 +163,17 @@ pub fn set_(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         None
     };
     if o.nx || o.xx {
-        let found = if o.get { old.is_some() } else { ctx.exists(key) };
+        let found = if o.get {
+            old.is_some()
+        } else {
+            ctx.exists(key)
+        };
         if (o.nx && found) || (o.xx && !found) {
-            return Ok(if o.get { Reply::opt_bulk(old) } else { Reply::Nil });
+            return Ok(if o.get {
+                Reply::opt_bulk(old)
+            } else {
+                Reply::Nil
+            });
         }
     }
     let at = if o.keepttl {
@@ -183,7 +193,11 @@ pub fn set_(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             ]);
         }
     }
-    Ok(if o.get { Reply::opt_bulk(old) } else { Reply::Ok })
+    Ok(if o.get {
+        Reply::opt_bulk(old)
+    } else {
+        Reply::Ok
+    })
 }
 
 /// Stores a string with an absolute expiry; an expiry already in the past deletes the key
@@ -296,7 +310,7 @@ pub fn mget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn mset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(args::wrong_arity("mset"));
     }
     for kv in args[1..].chunks_exact(2) {
@@ -306,7 +320,7 @@ pub fn mset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn msetnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(args::wrong_arity("msetnx"));
     }
     for kv in args[1..].chunks_exact(2) {
@@ -437,7 +451,9 @@ pub fn append(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn strlen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    Ok(Reply::Int(ctx.get_str(&args[1])?.map_or(0, |s| s.len()) as i64))
+    Ok(Reply::Int(
+        ctx.get_str(&args[1])?.map_or(0, |s| s.len()) as i64
+    ))
 }
 
 pub fn getrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -561,14 +577,24 @@ mod tests {
         assert!(expire_at_ms(1000, ExpireKind::Ex, b"-5", "set").is_err());
         assert!(expire_at_ms(1000, ExpireKind::Ex, b"9223372036854775807", "set").is_err());
         assert!(expire_at_ms(1000, ExpireKind::Px, b"9223372036854775807", "set").is_err());
-        assert_eq!(expire_at_ms(1000, ExpireKind::Ex, b"2", "set").ok(), Some(3000));
-        assert_eq!(expire_at_ms(1000, ExpireKind::PxAt, b"5", "set").ok(), Some(5));
-        assert_eq!(expire_at_ms(1000, ExpireKind::ExAt, b"5", "set").ok(), Some(5000));
+        assert_eq!(
+            expire_at_ms(1000, ExpireKind::Ex, b"2", "set").ok(),
+            Some(3000)
+        );
+        assert_eq!(
+            expire_at_ms(1000, ExpireKind::PxAt, b"5", "set").ok(),
+            Some(5)
+        );
+        assert_eq!(
+            expire_at_ms(1000, ExpireKind::ExAt, b"5", "set").ok(),
+            Some(5000)
+        );
     }
 
     #[test]
     fn option_conflicts_are_syntax_errors() {
-        let b = |v: &[&str]| -> Vec<Bytes> { v.iter().map(|s| Bytes::from(s.to_string())).collect() };
+        let b =
+            |v: &[&str]| -> Vec<Bytes> { v.iter().map(|s| Bytes::from(s.to_string())).collect() };
         assert!(parse_str_opts(&b(&["NX", "XX"]), true).is_err());
         assert!(parse_str_opts(&b(&["EX", "1", "PX", "1"]), true).is_err());
         assert!(parse_str_opts(&b(&["KEEPTTL", "EX", "1"]), true).is_err());

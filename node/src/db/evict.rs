@@ -80,7 +80,7 @@ pub fn make_room(srv: &Server) -> Result<(), Reply> {
             }
             None => break Err(oom()),
         }
-        if evicted % 16 == 0 && start.elapsed() >= EVICTION_TIME_LIMIT {
+        if evicted.is_multiple_of(16) && start.elapsed() >= EVICTION_TIME_LIMIT {
             break Ok(());
         }
     };
@@ -115,7 +115,12 @@ fn score(policy: MaxmemoryPolicy, e: &Entry, now_ms: u64, decay: u32) -> u64 {
 
 /// Samples up to `samples` keys per database from one shard (the first non-empty one from
 /// a random start) into the pool. False when no shard has an evictable key.
-fn populate(srv: &Server, policy: MaxmemoryPolicy, samples: usize, pool: &mut Vec<Candidate>) -> bool {
+fn populate(
+    srv: &Server,
+    policy: MaxmemoryPolicy,
+    samples: usize,
+    pool: &mut Vec<Candidate>,
+) -> bool {
     let volatile = is_volatile(policy);
     let now = crate::now_ms();
     let decay = srv.config.load().lfu_decay_time;
@@ -125,7 +130,11 @@ fn populate(srv: &Server, policy: MaxmemoryPolicy, samples: usize, pool: &mut Ve
         let sh = srv.keyspace.lock(idx);
         let mut any = false;
         for (db, d) in sh.dbs.iter().enumerate() {
-            let n = if volatile { d.expires.len() } else { d.map.len() };
+            let n = if volatile {
+                d.expires.len()
+            } else {
+                d.map.len()
+            };
             if n == 0 {
                 continue;
             }
@@ -226,7 +235,11 @@ fn evict_random(srv: &Server, volatile: bool) -> Option<usize> {
         for dboff in 0..ndbs {
             let db = (db_first + dboff) % ndbs;
             let d = &mut sh.dbs[db];
-            let n = if volatile { d.expires.len() } else { d.map.len() };
+            let n = if volatile {
+                d.expires.len()
+            } else {
+                d.map.len()
+            };
             if n == 0 {
                 continue;
             }
@@ -268,11 +281,7 @@ pub fn entry_size(key: &CompactBytes, e: &Entry) -> usize {
             n += 1;
             sum += s;
         }
-        if n == 0 {
-            0
-        } else {
-            sum / n * len
-        }
+        sum.checked_div(n).unwrap_or(0) * len
     }
     let value = match &e.value {
         Value::Str(s) => heap_len(s),

@@ -100,9 +100,7 @@ mod tests {
             let key = format!("k{i}");
             let mut e = Entry::new(Value::str(b"v"));
             e.expire_at = if i % 2 == 0 { now - 1 } else { now + 3_600_000 };
-            srv.keyspace
-                .lock_key(key.as_bytes())
-                .dbs[0]
+            srv.keyspace.lock_key(key.as_bytes()).dbs[0]
                 .insert(CompactBytes::new(key.as_bytes()), e);
         }
         let mut total = 0;
@@ -114,9 +112,6 @@ mod tests {
         // Sampling stops once fewer than 25% of a sample expired, so most (not all) go.
         assert!(total >= 900, "only {total} expired keys removed");
         assert!(counts[0].0 >= 1000);
-        assert_eq!(
-            srv.stats.expired_keys.load(Ordering::Relaxed),
-            total
-        );
+        assert_eq!(srv.stats.expired_keys.load(Ordering::Relaxed), total);
     }
 }
