@@ -155,9 +155,14 @@ impl<'a> Ctx<'a> {
             self.shard(key).signal_key(db, key);
             return None;
         }
+        let touch = !self
+            .client
+            .is_some_and(|c| c.no_touch.load(std::sync::atomic::Ordering::Relaxed));
         let clock = self.srv.lru_clock(now);
         let e = self.raw_db(db, key).map.get_mut(key)?;
-        e.lru = clock(e.lru);
+        if touch {
+            e.lru = clock(e.lru);
+        }
         Some(e)
     }
 
