@@ -84,15 +84,6 @@ impl Admin {
         self.mem_peak.fetch_max(used, Ordering::Relaxed);
         used
     }
-
-    /// An integer-valued extra parameter (encoding thresholds), or `default`.
-    pub fn extra_i64(&self, name: &str, default: i64) -> i64 {
-        self.extra_config
-            .lock()
-            .get(name)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    }
 }
 
 /// Periodic work of the admin state, called by the server cron: INFO's samples and the

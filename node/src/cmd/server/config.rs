@@ -4,9 +4,9 @@
 //! `Server::apply_config`.
 //!
 //! Besides the parameters [`NodeConfig`] models, a few Redis parameters that tests and
-//! tools commonly set are accepted and stored (see [`EXTRAS`]): the encoding thresholds
-//! (which OBJECT ENCODING / DEBUG OBJECT reports honour), and switches whose only effect in
-//! Redis is on work Tandem does not do (lazy freeing, rehashing...).
+//! tools commonly set are accepted and stored (see [`EXTRAS`]): switches whose only effect
+//! in Redis is on work Tandem does not do (lazy freeing, rehashing...) and settings of
+//! features that are off (`notify-keyspace-events` accepts only "").
 
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -451,6 +451,69 @@ static PARAMS: &[Param] = &[
         }),
     },
     Param {
+        name: "hash-max-listpack-entries",
+        aliases: &["hash-max-ziplist-entries"],
+        get: |c| c.hash_max_listpack_entries.to_string(),
+        set: Some(|c, v| {
+            c.hash_max_listpack_entries = parse_int(v, 0, i64::MAX)? as u64;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "hash-max-listpack-value",
+        aliases: &["hash-max-ziplist-value"],
+        get: |c| c.hash_max_listpack_value.to_string(),
+        set: Some(|c, v| {
+            c.hash_max_listpack_value = parse_int(v, 0, i64::MAX)? as u64;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "set-max-intset-entries",
+        aliases: &[],
+        get: |c| c.set_max_intset_entries.to_string(),
+        set: Some(|c, v| {
+            c.set_max_intset_entries = parse_int(v, 0, i64::MAX)? as u64;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "zset-max-listpack-entries",
+        aliases: &["zset-max-ziplist-entries"],
+        get: |c| c.zset_max_listpack_entries.to_string(),
+        set: Some(|c, v| {
+            c.zset_max_listpack_entries = parse_int(v, 0, i64::MAX)? as u64;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "zset-max-listpack-value",
+        aliases: &["zset-max-ziplist-value"],
+        get: |c| c.zset_max_listpack_value.to_string(),
+        set: Some(|c, v| {
+            c.zset_max_listpack_value = parse_int(v, 0, i64::MAX)? as u64;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "list-max-listpack-size",
+        aliases: &["list-max-ziplist-size"],
+        get: |c| c.list_max_listpack_size.to_string(),
+        set: Some(|c, v| {
+            c.list_max_listpack_size = parse_int(v, -5, INT_MAX)?;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "list-compress-depth",
+        aliases: &[],
+        get: |c| c.list_compress_depth.to_string(),
+        set: Some(|c, v| {
+            c.list_compress_depth = parse_int(v, 0, INT_MAX)? as u64;
+            Ok(())
+        }),
+    },
+    Param {
         name: "loglevel",
         aliases: &[],
         get: |c| c.loglevel.clone(),
@@ -495,13 +558,6 @@ struct Extra {
 }
 
 static EXTRAS: &[Extra] = &[
-    Extra { name: "list-max-listpack-size", aliases: &["list-max-ziplist-size"], kind: Kind::Int(-5, INT_MAX), default: "-2" },
-    Extra { name: "list-compress-depth", aliases: &[], kind: Kind::Int(0, INT_MAX), default: "0" },
-    Extra { name: "hash-max-listpack-entries", aliases: &["hash-max-ziplist-entries"], kind: Kind::Int(0, i64::MAX), default: "512" },
-    Extra { name: "hash-max-listpack-value", aliases: &["hash-max-ziplist-value"], kind: Kind::Int(0, i64::MAX), default: "64" },
-    Extra { name: "set-max-intset-entries", aliases: &[], kind: Kind::Int(0, i64::MAX), default: "512" },
-    Extra { name: "zset-max-listpack-entries", aliases: &["zset-max-ziplist-entries"], kind: Kind::Int(0, i64::MAX), default: "128" },
-    Extra { name: "zset-max-listpack-value", aliases: &["zset-max-ziplist-value"], kind: Kind::Int(0, i64::MAX), default: "64" },
     Extra { name: "lazyfree-lazy-eviction", aliases: &[], kind: Kind::Bool, default: "no" },
     Extra { name: "lazyfree-lazy-expire", aliases: &[], kind: Kind::Bool, default: "no" },
     Extra { name: "lazyfree-lazy-server-del", aliases: &[], kind: Kind::Bool, default: "no" },

@@ -199,7 +199,7 @@ pub fn peek<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Option<&'c Entry> {
 /// Redis 7.0's name for how a value would be encoded (`int`, `embstr`, `raw`, `quicklist`,
 /// `listpack`, `hashtable`, `intset`, `skiplist`), honouring the `*-max-*` thresholds.
 pub fn encoding(srv: &Server, v: &Value) -> &'static str {
-    let admin = &srv.admin;
+    let cfg = srv.config.load();
     match v {
         Value::Str(s) => {
             if s.len() <= 20 && parse_i64(s).is_some() {
@@ -213,11 +213,10 @@ pub fn encoding(srv: &Server, v: &Value) -> &'static str {
         // Redis 7.0 always encodes lists as quicklists.
         Value::List(_) => "quicklist",
         Value::Hash(h) => {
-            let max_entries = admin.extra_i64("hash-max-listpack-entries", 512);
-            let max_value = admin.extra_i64("hash-max-listpack-value", 64);
-            if (h.len() as i64) <= max_entries
+            let max_value = cfg.hash_max_listpack_value as usize;
+            if h.len() as u64 <= cfg.hash_max_listpack_entries
                 && h.iter()
-                    .all(|(f, v)| (f.len() as i64) <= max_value && (v.len() as i64) <= max_value)
+                    .all(|(f, v)| f.len() <= max_value && v.len() <= max_value)
             {
                 "listpack"
             } else {
@@ -225,8 +224,7 @@ pub fn encoding(srv: &Server, v: &Value) -> &'static str {
             }
         }
         Value::Set(s) => {
-            let max = admin.extra_i64("set-max-intset-entries", 512);
-            if (s.len() as i64) <= max && s.iter().all(|m| m.len() <= 20 && parse_i64(m).is_some())
+            if s.len() as u64 <= cfg.set_max_intset_entries && s.iter().all(|m| m.len() <= 20 && parse_i64(m).is_some())
             {
                 "intset"
             } else {
@@ -234,10 +232,9 @@ pub fn encoding(srv: &Server, v: &Value) -> &'static str {
             }
         }
         Value::ZSet(z) => {
-            let max_entries = admin.extra_i64("zset-max-listpack-entries", 128);
-            let max_value = admin.extra_i64("zset-max-listpack-value", 64);
-            if (z.len() as i64) <= max_entries
-                && z.dict.keys().all(|m| (m.len() as i64) <= max_value)
+            let max_value = cfg.zset_max_listpack_value as usize;
+            if z.len() as u64 <= cfg.zset_max_listpack_entries
+                && z.dict.keys().all(|m| m.len() <= max_value)
             {
                 "listpack"
             } else {
@@ -371,7 +368,8 @@ fn debug_object(ctx: &mut Ctx, key: &[u8]) -> CmdResult {
     let idle = (now_secs & 0x00FF_FFFF).saturating_sub(lru as u64);
     let mut extra = String::new();
     if let Value::List(l) = &e.value {
-        let fill = srv.admin.extra_i64("list-max-listpack-size", -2);
+        let cfg = srv.config.load();
+        let fill = cfg.list_max_listpack_size;
         let bytes: usize = l.iter().map(|x| x.len() + 2).sum();
         let nodes = if fill < 0 {
             let node_bytes = 4096usize << (fill.unsigned_abs().clamp(1, 5) - 1);
@@ -383,7 +381,7 @@ fn debug_object(ctx: &mut Ctx, key: &[u8]) -> CmdResult {
         extra = format!(
             " ql_nodes:{nodes} ql_avg_node:{:.2} ql_listpack_max:{fill} ql_compressed:{} ql_uncompressed_size:{bytes}",
             l.len() as f64 / nodes as f64,
-            (srv.admin.extra_i64("list-compress-depth", 0) != 0) as u8,
+            (cfg.list_compress_depth != 0) as u8,
         );
     }
     Ok(Reply::status(format!(
