@@ -213,6 +213,9 @@ fn run_node(args: NodeArgs) -> ExitCode {
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "tandem node ready to accept connections");
         let srv = tandem_node::Server::new(config);
+        if let Some(path) = &args.config {
+            srv.admin.set_config_file(path);
+        }
         let signal = async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             tokio::select! {

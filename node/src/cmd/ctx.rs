@@ -167,9 +167,14 @@ impl<'a> Ctx<'a> {
 
     /// The entry at a location from [`Ctx::locate`], with its LRU/LFU clock updated.
     fn entry_at(&mut self, db: usize, (sidx, i): (usize, usize)) -> Option<&mut Entry> {
+        let touch = !self
+            .client
+            .is_some_and(|c| c.no_touch.load(std::sync::atomic::Ordering::Relaxed));
         let clock = self.srv.lru_clock(self.now_ms);
         let (_, e) = self.shard_at(sidx).dbs[db].map.get_index_mut(i)?;
-        e.lru = clock(e.lru);
+        if touch {
+            e.lru = clock(e.lru);
+        }
         Some(e)
     }
 
