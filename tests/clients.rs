@@ -134,8 +134,10 @@ fn benchmark(port: u16, pipeline: &str) {
     // One "requests per second" line per test.
     for t in ["SET", "GET", "LPUSH", "LPOP", "INCR"] {
         assert!(
+            // Progress lines end in \r, final ones in \n.
             stdout
-                .lines()
+                .split(['\r', '\n'])
+                .map(str::trim)
                 .any(|l| l.starts_with(&format!("{t}:")) && l.contains("requests per second")),
             "no result line for {t} (-P {pipeline}):\n{stdout}"
         );
