@@ -111,8 +111,9 @@ pub fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let h = ctx.hash_or_create(key)?;
     let field = &args[2][..];
     let current = match h.get(field) {
-        Some(v) => number::parse_i64(v)
-            .ok_or_else(|| Reply::error("ERR hash value is not an integer"))?,
+        Some(v) => {
+            number::parse_i64(v).ok_or_else(|| Reply::error("ERR hash value is not an integer"))?
+        }
         None => 0,
     };
     let new = current
@@ -170,10 +171,12 @@ pub fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 // ---------------------------------------------------------------------------- reads
 
 pub fn hget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    Ok(match ctx.get_hash(&args[1])?.and_then(|h| h.get(&args[2][..])) {
-        Some(v) => bulk(v),
-        None => Reply::Nil,
-    })
+    Ok(
+        match ctx.get_hash(&args[1])?.and_then(|h| h.get(&args[2][..])) {
+            Some(v) => bulk(v),
+            None => Reply::Nil,
+        },
+    )
 }
 
 pub fn hmget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -193,7 +196,9 @@ pub fn hgetall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let Some(h) = ctx.get_hash(&args[1])? else {
         return Ok(Reply::Map(Vec::new()));
     };
-    Ok(Reply::Map(h.iter().map(|(k, v)| (bulk(k), bulk(v))).collect()))
+    Ok(Reply::Map(
+        h.iter().map(|(k, v)| (bulk(k), bulk(v))).collect(),
+    ))
 }
 
 pub fn hexists(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -356,7 +361,9 @@ pub fn scan_step(len: usize, cursor: u64, count: usize) -> (std::ops::Range<usiz
     let top = if cursor == 0 {
         len - 1
     } else {
-        usize::try_from(cursor - 1).unwrap_or(usize::MAX).min(len - 1)
+        usize::try_from(cursor - 1)
+            .unwrap_or(usize::MAX)
+            .min(len - 1)
     };
     let low = top.saturating_sub(count.max(1) - 1);
     (low..top + 1, low as u64)

@@ -67,7 +67,11 @@ fn range_of(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     } else {
         start
     };
-    let mut end = if end < 0 { len.saturating_add(end) } else { end };
+    let mut end = if end < 0 {
+        len.saturating_add(end)
+    } else {
+        end
+    };
     if start < 0 {
         start = 0;
     }
@@ -193,7 +197,9 @@ pub fn lrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Array(Vec::new()));
     };
     Ok(Reply::Array(
-        list.range(s..=e).map(|v| Reply::Bulk(v.to_bytes())).collect(),
+        list.range(s..=e)
+            .map(|v| Reply::Bulk(v.to_bytes()))
+            .collect(),
     ))
 }
 
@@ -206,10 +212,12 @@ pub fn lindex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Nil);
     };
     let index = args::int(&args[2])?;
-    Ok(match resolve_index(index, list.len()).and_then(|i| list.get(i)) {
-        Some(v) => Reply::Bulk(v.to_bytes()),
-        None => Reply::Nil,
-    })
+    Ok(
+        match resolve_index(index, list.len()).and_then(|i| list.get(i)) {
+            Some(v) => Reply::Bulk(v.to_bytes()),
+            None => Reply::Nil,
+        },
+    )
 }
 
 /// LPOS key element [RANK rank] [COUNT num-matches] [MAXLEN len].
@@ -438,7 +446,9 @@ fn move_one(
 pub fn lmove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let from = End::parse(&args[3])?;
     let to = End::parse(&args[4])?;
-    Ok(Reply::opt_bulk(move_one(ctx, &args[1], &args[2], from, to)?))
+    Ok(Reply::opt_bulk(move_one(
+        ctx, &args[1], &args[2], from, to,
+    )?))
 }
 
 pub fn rpoplpush(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {

@@ -224,7 +224,8 @@ pub fn encoding(srv: &Server, v: &Value) -> &'static str {
             }
         }
         Value::Set(s) => {
-            if s.len() as u64 <= cfg.set_max_intset_entries && s.iter().all(|m| m.len() <= 20 && parse_i64(m).is_some())
+            if s.len() as u64 <= cfg.set_max_intset_entries
+                && s.iter().all(|m| m.len() <= 20 && parse_i64(m).is_some())
             {
                 "intset"
             } else {
@@ -315,9 +316,9 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         ("listpack", 3) => match peek(ctx, &args[2]).map(|e| e.value.clone()) {
             None => Err(Reply::error(args::ERR_NO_SUCH_KEY)),
-            Some(v) if encoding(ctx.srv, &v) == "listpack" => Ok(Reply::status(
-                "Listpack structure printed on stdout",
-            )),
+            Some(v) if encoding(ctx.srv, &v) == "listpack" => {
+                Ok(Reply::status("Listpack structure printed on stdout"))
+            }
             Some(_) => Err(Reply::error("ERR Not a listpack encoded object.")),
         },
         ("stringmatch-len", 2) => {
