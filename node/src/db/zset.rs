@@ -74,10 +74,15 @@ impl ScoreRange {
 }
 
 fn parse_score_bound(b: &[u8]) -> Option<(f64, bool)> {
-    match b.split_first() {
-        Some((b'(', rest)) => tandem_protocol::number::parse_f64(rest).map(|v| (v, true)),
-        _ => tandem_protocol::number::parse_f64(b).map(|v| (v, false)),
+    let (num, ex) = match b.split_first() {
+        Some((b'(', rest)) => (rest, true),
+        _ => (b, false),
+    };
+    // Redis uses strtod, which reads an empty string as 0.
+    if num.is_empty() {
+        return Some((0.0, ex));
     }
+    tandem_protocol::number::parse_f64(num).map(|v| (v, ex))
 }
 
 /// One end of a lex interval: `-`, `+`, `[member` or `(member`.
