@@ -117,8 +117,8 @@ impl CommandSpec {
             self.last_key
         };
         let last = last.min(argc - 1);
-        let range = if first <= 0 { 1..=0 } else { first..=last };
-        range.step_by(step as usize).map(|i| i as usize)
+        let (first, last) = if first <= 0 { (1, 0) } else { (first, last) };
+        (first..=last).step_by(step as usize).map(|i| i as usize)
     }
 }
 
@@ -214,10 +214,10 @@ commands! {
     LPos "lpos" -3 1 1 1 [READONLY] List;
     LMove "lmove" 5 1 2 1 [WRITE | DENYOOM] List;
     RPopLPush "rpoplpush" 3 1 2 1 [WRITE | DENYOOM] List;
-    BLPop "blpop" -3 1 -2 1 [WRITE | BLOCKING] List;
-    BRPop "brpop" -3 1 -2 1 [WRITE | BLOCKING] List;
-    BLMove "blmove" 6 1 2 1 [WRITE | DENYOOM | BLOCKING] List;
-    BRPopLPush "brpoplpush" 4 1 2 1 [WRITE | DENYOOM | BLOCKING] List;
+    BLPop "blpop" -3 1 -2 1 [WRITE | NOSCRIPT | BLOCKING] List;
+    BRPop "brpop" -3 1 -2 1 [WRITE | NOSCRIPT | BLOCKING] List;
+    BLMove "blmove" 6 1 2 1 [WRITE | DENYOOM | NOSCRIPT | BLOCKING] List;
+    BRPopLPush "brpoplpush" 4 1 2 1 [WRITE | DENYOOM | NOSCRIPT | BLOCKING] List;
     // ---- hashes
     HSet "hset" -4 1 1 1 [WRITE | DENYOOM | FAST] Hash;
     HMSet "hmset" -4 1 1 1 [WRITE | DENYOOM | FAST] Hash;
@@ -337,7 +337,8 @@ impl Cmd {
 
 /// Looks a command up by name, case-insensitively, without allocating.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    static INDEX: OnceLock<HashMap<&'static [u8], Cmd>> = OnceLock::new();
+    type Index = HashMap<&'static [u8], Cmd, foldhash::fast::FixedState>;
+    static INDEX: OnceLock<Index> = OnceLock::new();
     let index = INDEX.get_or_init(|| {
         COMMANDS
             .iter()
