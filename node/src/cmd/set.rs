@@ -468,16 +468,17 @@ impl<'a> ScanOpts<'a> {
 }
 
 /// One step of a scan over an indexed collection of `len` elements: the indices to visit
-/// (descending) and the cursor to return. Cursor 0 starts at `len - 1`; a cursor `c > 0`
-/// continues at index `c - 1`; 0 is returned once index 0 was visited. Collections of at
-/// most [`SCAN_ALL_AT_ONCE`] elements are visited whole.
+/// and the cursor to return. Cursor 0 starts at `len - 1` and indices go down; a cursor
+/// `c > 0` continues at index `c - 1`; 0 is returned once index 0 was visited. Collections of
+/// at most [`SCAN_ALL_AT_ONCE`] elements are visited whole, in order, like Redis's compact
+/// encodings.
 pub(crate) fn scan_step(
     len: usize,
     cursor: u64,
     count: usize,
-) -> (std::iter::Rev<std::ops::Range<usize>>, u64) {
+) -> (Box<dyn Iterator<Item = usize>>, u64) {
     if len <= SCAN_ALL_AT_ONCE {
-        return ((0..len).rev(), 0);
+        return (Box::new(0..len), 0);
     }
     let start = if cursor == 0 {
         len - 1
@@ -485,7 +486,7 @@ pub(crate) fn scan_step(
         usize::try_from(cursor - 1).unwrap_or(usize::MAX).min(len - 1)
     };
     let low = (start + 1).saturating_sub(count.max(1));
-    ((low..start + 1).rev(), low as u64)
+    (Box::new((low..start + 1).rev()), low as u64)
 }
 
 pub fn sscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {

@@ -416,9 +416,11 @@ impl ZSet {
     }
 
     /// Adds `member` or changes its score. Returns the previous score (`None`: added).
-    /// A score equal to the current one (`-0` equals `0`) changes nothing.
+    /// A score equal to the current one (`-0` equals `0`) changes nothing; `-0` is stored
+    /// as `0`, as Redis's listpack encoding does.
     pub fn insert(&mut self, member: &[u8], score: f64) -> Option<f64> {
         debug_assert!(!score.is_nan());
+        let score = score + 0.0;
         match self.dict.get_full_mut(member) {
             Some((_, k, cur)) => {
                 let old = *cur;
