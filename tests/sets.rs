@@ -192,9 +192,16 @@ fn basic_commands_and_types() {
     );
     assert_eq!(c.cmd(&["SREM", "s", "a", "x"]), Resp::Int(1));
     assert_eq!(c.cmd(&["SREM", "s", "b", "c", "d"]), Resp::Int(3));
-    assert_eq!(c.cmd(&["EXISTS", "s"]), Resp::Int(0), "emptied set is deleted");
+    assert_eq!(
+        c.cmd(&["EXISTS", "s"]),
+        Resp::Int(0),
+        "emptied set is deleted"
+    );
     assert_eq!(c.cmd(&["SET", "str", "v"]), Resp::Simple("OK".into()));
-    assert!(c.cmd(&["SADD", "str", "a"]).err_text().starts_with("WRONGTYPE"));
+    assert!(c
+        .cmd(&["SADD", "str", "a"])
+        .err_text()
+        .starts_with("WRONGTYPE"));
     // RESP3: SMEMBERS / SINTER / SPOP count are sets, SRANDMEMBER count is an array.
     assert!(matches!(c.cmd(&["HELLO", "3"]), Resp::Map(_)));
     c.cmd(&["SADD", "s", "x", "y"]);
@@ -233,7 +240,11 @@ fn spop_and_srandmember_counts() {
         .cmd(&["SRANDMEMBER", "s", "-9223372036854775807"])
         .err_text()
         .starts_with("ERR value is out of range"));
-    assert_eq!(c.cmd(&["SCARD", "s"]), Resp::Int(300), "SRANDMEMBER does not remove");
+    assert_eq!(
+        c.cmd(&["SCARD", "s"]),
+        Resp::Int(300),
+        "SRANDMEMBER does not remove"
+    );
 
     let popped = members(c.cmd(&["SPOP", "s", "100"]));
     assert_eq!(popped.len(), 100);
@@ -290,7 +301,10 @@ fn sscan_returns_every_member_despite_deletions() {
     let r = c.cmd(&["SSCAN", "big", "0", "MATCH", "e1?", "COUNT", "100000"]);
     let Resp::Array(parts) = r else { panic!() };
     assert_eq!(parts[0].text(), "0");
-    assert_eq!(members(parts[1].clone()), ["e10", "e12", "e14", "e16", "e18"]);
+    assert_eq!(
+        members(parts[1].clone()),
+        ["e10", "e12", "e14", "e16", "e18"]
+    );
     assert_eq!(
         c.cmd(&["SSCAN", "big", "abc"]).err_text(),
         "ERR invalid cursor"
@@ -307,13 +321,21 @@ fn store_variants_and_smove() {
     c.cmd(&["EXPIRE", "dst", "100"]);
     assert_eq!(c.cmd(&["SINTERSTORE", "dst", "a", "b"]), Resp::Int(2));
     assert_eq!(c.cmd(&["TYPE", "dst"]), Resp::Simple("set".into()));
-    assert_eq!(c.cmd(&["TTL", "dst"]), Resp::Int(-1), "store replaces the TTL");
+    assert_eq!(
+        c.cmd(&["TTL", "dst"]),
+        Resp::Int(-1),
+        "store replaces the TTL"
+    );
     assert_eq!(members(c.cmd(&["SMEMBERS", "dst"])), ["2", "3"]);
     assert_eq!(c.cmd(&["SUNIONSTORE", "dst", "a", "b"]), Resp::Int(4));
     assert_eq!(c.cmd(&["SDIFFSTORE", "dst", "a", "b"]), Resp::Int(1));
     assert_eq!(members(c.cmd(&["SMEMBERS", "dst"])), ["1"]);
     assert_eq!(c.cmd(&["SDIFFSTORE", "dst", "a", "a"]), Resp::Int(0));
-    assert_eq!(c.cmd(&["EXISTS", "dst"]), Resp::Int(0), "empty result deletes");
+    assert_eq!(
+        c.cmd(&["EXISTS", "dst"]),
+        Resp::Int(0),
+        "empty result deletes"
+    );
     assert_eq!(c.cmd(&["SINTERCARD", "2", "a", "b"]), Resp::Int(2));
     assert_eq!(
         c.cmd(&["SINTERCARD", "2", "a", "b", "LIMIT", "1"]),
@@ -358,7 +380,11 @@ fn pipelined_and_in_transactions() {
     // A WATCHed key touched by SADD aborts the transaction.
     let mut other = node.conn();
     redis::cmd("WATCH").arg("q").exec(&mut c).unwrap();
-    redis::cmd("SADD").arg("q").arg("new").exec(&mut other).unwrap();
+    redis::cmd("SADD")
+        .arg("q")
+        .arg("new")
+        .exec(&mut other)
+        .unwrap();
     let r: Option<(i64,)> = redis::pipe()
         .atomic()
         .cmd("SCARD")

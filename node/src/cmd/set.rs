@@ -463,7 +463,7 @@ impl<'a> ScanOpts<'a> {
     }
 
     pub fn matches(&self, member: &[u8]) -> bool {
-        self.pattern.map_or(true, |p| glob::matches(p, member, false))
+        self.pattern.is_none_or(|p| glob::matches(p, member, false))
     }
 }
 
@@ -483,7 +483,9 @@ pub(crate) fn scan_step(
     let start = if cursor == 0 {
         len - 1
     } else {
-        usize::try_from(cursor - 1).unwrap_or(usize::MAX).min(len - 1)
+        usize::try_from(cursor - 1)
+            .unwrap_or(usize::MAX)
+            .min(len - 1)
     };
     let low = (start + 1).saturating_sub(count.max(1));
     (Box::new((low..start + 1).rev()), low as u64)

@@ -131,7 +131,7 @@ pub fn zadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         idx += 1;
     }
     let elements = args.len() - idx;
-    if elements == 0 || elements % 2 != 0 {
+    if elements == 0 || !elements.is_multiple_of(2) {
         return Err(syntax_error());
     }
     if f.nx && f.xx {
@@ -139,7 +139,7 @@ pub fn zadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             "ERR XX and NX options at the same time are not compatible",
         ));
     }
-    if (f.gt && f.nx) || (f.lt && f.nx) || (f.gt && f.lt) {
+    if (f.nx && (f.gt || f.lt)) || (f.gt && f.lt) {
         return Err(Reply::error(
             "ERR GT, LT, and/or NX options at the same time are not compatible",
         ));
@@ -154,9 +154,13 @@ pub fn zadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         .chunks(2)
         .map(|p| args::float(&p[0]))
         .collect::<Result<Vec<f64>, Reply>>()?;
-    let exists = match ctx.get_zset_mut(key)? {
-        Some(_) => true,
+    let exists = match ctx.lookup(key) {
         None => false,
+        Some(Entry {
+            value: Value::ZSet(_),
+            ..
+        }) => true,
+        Some(_) => return Err(wrongtype()),
     };
     let nothing = if f.incr { Reply::Nil } else { Reply::Int(0) };
     if !exists && f.xx {

@@ -215,9 +215,7 @@ impl Index {
 
     /// How many elements satisfy `pred`, which must hold for a prefix of the order.
     fn partition(&self, pred: impl Fn(&Item) -> bool) -> usize {
-        let bi = self
-            .blocks
-            .partition_point(|b| b.last().map_or(true, &pred));
+        let bi = self.blocks.partition_point(|b| b.last().is_none_or(&pred));
         match self.blocks.get(bi) {
             None => self.len,
             Some(b) => self.prefix(bi) + b.partition_point(&pred),
@@ -228,7 +226,7 @@ impl Index {
     fn find(&self, score: f64, member: &[u8]) -> (usize, usize) {
         let bi = self.blocks.partition_point(|b| {
             b.last()
-                .map_or(true, |it| item_cmp(it, score, member) == Ordering::Less)
+                .is_none_or(|it| item_cmp(it, score, member) == Ordering::Less)
         });
         match self.blocks.get(bi) {
             None => (bi, 0),
@@ -451,7 +449,10 @@ impl ZSet {
     /// 0-based rank of `member` in ascending order.
     pub fn rank(&self, member: &[u8]) -> Option<usize> {
         let score = self.score(member)?;
-        Some(self.index.partition(|it| item_cmp(it, score, member) == Ordering::Less))
+        Some(
+            self.index
+                .partition(|it| item_cmp(it, score, member) == Ordering::Less),
+        )
     }
 
     /// 0-based rank of `member` in descending order.
@@ -515,7 +516,10 @@ impl ZSet {
         let ix = &self.index;
         assert_eq!(ix.len, self.dict.len());
         assert_eq!(ix.blocks.iter().map(|b| b.len()).sum::<usize>(), ix.len);
-        assert!(ix.blocks.iter().all(|b| !b.is_empty() && b.len() <= MAX_BLOCK));
+        assert!(ix
+            .blocks
+            .iter()
+            .all(|b| !b.is_empty() && b.len() <= MAX_BLOCK));
         let mut prev: Option<&Item> = None;
         for it in ix.blocks.iter().flatten() {
             if let Some(p) = prev {
@@ -556,8 +560,11 @@ mod tests {
 
     impl Model {
         fn sorted(&self) -> Vec<(f64, Vec<u8>)> {
-            let mut v: Vec<(f64, Vec<u8>)> =
-                self.by_member.iter().map(|(m, s)| (*s, m.clone())).collect();
+            let mut v: Vec<(f64, Vec<u8>)> = self
+                .by_member
+                .iter()
+                .map(|(m, s)| (*s, m.clone()))
+                .collect();
             v.sort_by(|a, b| score_cmp(a.0, b.0).then_with(|| a.1.cmp(&b.1)));
             v
         }
@@ -578,13 +585,20 @@ mod tests {
         let v = as_vec(z.iter());
         assert_eq!(
             v,
-            vec![(2.0, b"a".to_vec()), (2.0, b"b".to_vec()), (3.0, b"c".to_vec())]
+            vec![
+                (2.0, b"a".to_vec()),
+                (2.0, b"b".to_vec()),
+                (3.0, b"c".to_vec())
+            ]
         );
         assert_eq!(z.rank(b"a"), Some(0));
         assert_eq!(z.rank(b"c"), Some(2));
         assert_eq!(z.rev_rank(b"c"), Some(0));
         assert_eq!(z.rank(b"zz"), None);
-        assert_eq!(z.get_by_rank(1).map(|(m, _)| m.to_vec()), Some(b"b".to_vec()));
+        assert_eq!(
+            z.get_by_rank(1).map(|(m, _)| m.to_vec()),
+            Some(b"b".to_vec())
+        );
         assert!(z.get_by_rank(3).is_none());
         let r = ScoreRange::parse(b"(2", b"+inf").unwrap();
         assert_eq!(z.score_ranks(&r), (2, 3));
