@@ -624,7 +624,7 @@ mod tests {
             let mut z = ZSet::new();
             let mut m = Model::default();
             let universe = [50usize, 700, 3000, 6000][round];
-            for step in 0..20_000 {
+            for step in 0..12_000 {
                 let member = format!("m{}", rng.usize(0..universe)).into_bytes();
                 match rng.u8(0..10) {
                     0..=4 => {
@@ -722,15 +722,15 @@ mod tests {
     #[test]
     fn large_set_stays_consistent() {
         let mut z = ZSet::new();
-        let n = 200_000usize;
+        let n = 100_000usize;
         for i in 0..n {
             // Scattered insertion order.
             let k = (i * 7919) % n;
             z.insert(format!("{k:08}").as_bytes(), k as f64);
         }
         z.check();
-        assert_eq!(z.rank(b"00123456"), Some(123_456));
-        assert_eq!(z.get_by_rank(199_999).map(|(_, s)| s), Some(199_999.0));
+        assert_eq!(z.rank(b"00023456"), Some(23_456));
+        assert_eq!(z.get_by_rank(99_999).map(|(_, s)| s), Some(99_999.0));
         let popped = z.remove_range(0, 10);
         assert_eq!(popped[0].1, 0.0);
         for i in (0..n).step_by(2) {
