@@ -191,9 +191,17 @@ fn key_specs(spec: &CommandSpec) -> Reply {
     let flags = key_flags(spec);
     let mut out = Vec::new();
     match movable(spec.cmd) {
-        Some(Movable::NumKeys(i)) => out.push(key_spec(&["RO", "ACCESS"], begin_index(i as i64), find_keynum())),
+        Some(Movable::NumKeys(i)) => out.push(key_spec(
+            &["RO", "ACCESS"],
+            begin_index(i as i64),
+            find_keynum(),
+        )),
         Some(Movable::DestNumKeys) => {
-            out.push(key_spec(&["OW", "UPDATE"], begin_index(1), find_range(0, 1)));
+            out.push(key_spec(
+                &["OW", "UPDATE"],
+                begin_index(1),
+                find_range(0, 1),
+            ));
             out.push(key_spec(&["RO", "ACCESS"], begin_index(2), find_keynum()));
         }
         None if spec.first_key > 0 => {
@@ -235,12 +243,7 @@ fn cmd_info(spec: &CommandSpec) -> Reply {
     Reply::Array(vec![
         Reply::bulk_str(spec.name),
         Reply::Int(spec.arity as i64),
-        Reply::Set(
-            flag_words(spec)
-                .into_iter()
-                .map(Reply::status)
-                .collect(),
-        ),
+        Reply::Set(flag_words(spec).into_iter().map(Reply::status).collect()),
         Reply::Int(spec.first_key as i64),
         Reply::Int(spec.last_key as i64),
         Reply::Int(spec.key_step as i64),
@@ -261,10 +264,7 @@ fn target_info(t: &Target) -> Reply {
 fn cmd_docs(spec: &CommandSpec) -> Reply {
     let doc = doc_of(spec);
     let mut pairs = vec![
-        (
-            "summary",
-            Reply::bulk_str(doc.map_or("", |d| d.summary)),
-        ),
+        ("summary", Reply::bulk_str(doc.map_or("", |d| d.summary))),
         ("since", Reply::bulk_str(doc.map_or("1.0.0", |d| d.since))),
         ("group", Reply::bulk_str(spec.group.as_str())),
     ];
@@ -471,7 +471,9 @@ mod tests {
     use super::*;
 
     fn b(v: &[&str]) -> Vec<Bytes> {
-        v.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect()
+        v.iter()
+            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+            .collect()
     }
 
     #[test]
@@ -485,7 +487,17 @@ mod tests {
     fn getkeys() {
         let (_, k) = get_keys(&b(&["mset", "a", "1", "b", "2"])).unwrap();
         assert_eq!(k, vec![1, 3]);
-        let (_, k) = get_keys(&b(&["zunionstore", "d", "2", "a", "b", "weights", "1", "2"])).unwrap();
+        let (_, k) = get_keys(&b(&[
+            "zunionstore",
+            "d",
+            "2",
+            "a",
+            "b",
+            "weights",
+            "1",
+            "2",
+        ]))
+        .unwrap();
         assert_eq!(k, vec![1, 3, 4]);
         let (_, k) = get_keys(&b(&["zunion", "2", "a", "b"])).unwrap();
         assert_eq!(k, vec![2, 3]);
@@ -497,16 +509,23 @@ mod tests {
 
     #[test]
     fn subcommand_errors() {
-        let e = subcommand("client", &b(&["client", "setname"])).err().unwrap();
+        let e = subcommand("client", &b(&["client", "setname"]))
+            .err()
+            .unwrap();
         assert_eq!(
             e,
             Reply::error("ERR wrong number of arguments for 'client|setname' command")
         );
-        let e = subcommand("client", &b(&["client", "bogus"])).err().unwrap();
+        let e = subcommand("client", &b(&["client", "bogus"]))
+            .err()
+            .unwrap();
         assert_eq!(
             e,
             Reply::error("ERR unknown subcommand 'bogus'. Try CLIENT HELP.")
         );
-        assert_eq!(subcommand("client", &b(&["client", "ID"])).unwrap().name, "id");
+        assert_eq!(
+            subcommand("client", &b(&["client", "ID"])).unwrap().name,
+            "id"
+        );
     }
 }
