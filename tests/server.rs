@@ -1035,3 +1035,36 @@ fn redis_cli_works() {
     let time = run(&["TIME"]);
     assert_eq!(time.lines().count(), 2);
 }
+
+/// COMMAND INFO agrees with redis-server 7.0 on name, arity, flags, key positions, ACL
+/// categories and tips (key specs are approximated and not compared).
+#[test]
+fn command_info_matches_redis_server() {
+    let node = Proc::node(&[]);
+    let redis = Proc::redis_server(&[]);
+    let (mut a, mut b) = (node.conn(), redis.conn());
+    for name in [
+        "get",
+        "mset",
+        "lpush",
+        "hgetall",
+        "keys",
+        "client",
+        "config",
+        "memory",
+        "object",
+        "client|kill",
+        "config|get",
+    ] {
+        let ours = cmd(&mut a, &["COMMAND", "INFO", name]).unwrap();
+        let theirs = cmd(&mut b, &["COMMAND", "INFO", name]).unwrap();
+        let head = |v: Value| -> Vec<Value> {
+            let Value::Array(mut outer) = v else { panic!() };
+            let Value::Array(inner) = outer.remove(0) else {
+                panic!()
+            };
+            inner.into_iter().take(8).collect()
+        };
+        assert_eq!(head(ours), head(theirs), "COMMAND INFO {name}");
+    }
+}
