@@ -250,7 +250,15 @@ impl Session {
             return Ok(());
         }
         let n = self.wbuf.len();
-        let r = self.stream.write_all(&self.wbuf).await;
+        // A killed client (CLIENT KILL, slow subscriber) may never read: never wait on it.
+        let r = if self.client.is_killed() {
+            self.stream.try_write(&self.wbuf).map(|_| ())
+        } else {
+            tokio::select! {
+                r = self.stream.write_all(&self.wbuf) => r,
+                _ = self.client.kill.notified() => Err(std::io::Error::other("client killed")),
+            }
+        };
         self.wbuf.clear();
         self.srv
             .stats
@@ -267,6 +275,9 @@ impl Session {
     }
 
     fn push_message(&mut self, m: Message) {
+        self.client
+            .output_buf
+            .fetch_sub(m.size(), Ordering::Relaxed);
         let r = match m {
             Message::Message { channel, payload } => Reply::Push(vec![
                 Reply::bulk_str("message"),

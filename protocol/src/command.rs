@@ -214,10 +214,10 @@ commands! {
     LPos "lpos" -3 1 1 1 [READONLY] List;
     LMove "lmove" 5 1 2 1 [WRITE | DENYOOM] List;
     RPopLPush "rpoplpush" 3 1 2 1 [WRITE | DENYOOM] List;
-    BLPop "blpop" -3 1 -2 1 [WRITE | BLOCKING] List;
-    BRPop "brpop" -3 1 -2 1 [WRITE | BLOCKING] List;
-    BLMove "blmove" 6 1 2 1 [WRITE | DENYOOM | BLOCKING] List;
-    BRPopLPush "brpoplpush" 4 1 2 1 [WRITE | DENYOOM | BLOCKING] List;
+    BLPop "blpop" -3 1 -2 1 [WRITE | NOSCRIPT | BLOCKING] List;
+    BRPop "brpop" -3 1 -2 1 [WRITE | NOSCRIPT | BLOCKING] List;
+    BLMove "blmove" 6 1 2 1 [WRITE | DENYOOM | NOSCRIPT | BLOCKING] List;
+    BRPopLPush "brpoplpush" 4 1 2 1 [WRITE | DENYOOM | NOSCRIPT | BLOCKING] List;
     // ---- hashes
     HSet "hset" -4 1 1 1 [WRITE | DENYOOM | FAST] Hash;
     HMSet "hmset" -4 1 1 1 [WRITE | DENYOOM | FAST] Hash;
