@@ -857,7 +857,7 @@ fn set_failed(name: &str, msg: &str) -> Reply {
 /// CONFIG SET name value [name value ...]: all pairs are checked first; nothing changes
 /// unless every one is valid.
 fn set(ctx: &mut Ctx, pairs: &[Bytes]) -> CmdResult {
-    if pairs.len() % 2 != 0 {
+    if pairs.len() % 2 == 1 {
         return Err(args::wrong_arity("config|set"));
     }
     let mut cfg = NodeConfig::clone(&ctx.srv.config.load());

@@ -398,6 +398,8 @@ fn protocol(proto: Protocol, kind: &[u8]) -> CmdResult {
     Ok(match args::lower(kind).as_str() {
         "string" => Reply::bulk_str("Hello World"),
         "integer" => Reply::Int(12345),
+        // Redis's exact test value, not an approximation of pi.
+        #[allow(clippy::approx_constant)]
         "double" => Reply::Double(3.141),
         "bignum" => {
             let n = "1234567999999999999999999999999999999";

@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tandem_protocol::command::COMMANDS;
-use tandem_protocol::glob;
 use tandem_protocol::Reply;
 
 use super::bytes_to_human;
@@ -657,13 +656,6 @@ fn keyspace(ctx: &mut Ctx, out: &mut String) {
     }
 }
 
-/// Whether `pattern` (a glob) names any INFO section; used by tests of the section list.
-pub fn is_section(name: &str) -> bool {
-    SECTIONS
-        .iter()
-        .any(|(n, _)| glob::matches(name.as_bytes(), n.as_bytes(), true))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -672,8 +664,6 @@ mod tests {
     fn proc_parsing() {
         assert_eq!(proc_kb("VmRSS:\t  1234 kB\n", "VmRSS:"), 1234 * 1024);
         assert_eq!(proc_kb("nothing", "VmRSS:"), 0);
-        assert!(is_section("keyspace"));
-        assert!(!is_section("nope"));
     }
 
     #[test]
