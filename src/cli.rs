@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a Redis-compatible data node.
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// Run a sentinel (failure detection and automatic failover).
     Sentinel(PassThrough),
     /// Run the proxy (one endpoint for applications).
@@ -163,12 +163,13 @@ fn init_logging(level: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Node(args) => run_node(args),
+        Command::Node(args) => run_node(*args),
         Command::Sentinel(_) => not_yet("sentinel"),
         Command::Proxy(_) => not_yet("proxy"),
         Command::Bench(_) => not_yet("bench"),
@@ -212,6 +213,9 @@ fn run_node(args: NodeArgs) -> ExitCode {
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "tandem node ready to accept connections");
         let srv = tandem_node::Server::new(config);
+        if let Some(path) = &args.config {
+            srv.admin.set_config_file(path);
+        }
         let signal = async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             tokio::select! {

@@ -58,6 +58,15 @@ pub struct NodeConfig {
     pub replica_announce_port: Option<u16>,
     pub min_replicas_to_write: u32,
     pub min_replicas_max_lag: u64,
+    /// Encoding thresholds (Redis's names). Tandem's structures do not change with them, but
+    /// `OBJECT ENCODING` reports what Redis would, so tools that check encodings agree.
+    pub hash_max_listpack_entries: u64,
+    pub hash_max_listpack_value: u64,
+    pub set_max_intset_entries: u64,
+    pub zset_max_listpack_entries: u64,
+    pub zset_max_listpack_value: u64,
+    pub list_max_listpack_size: i64,
+    pub list_compress_depth: u64,
     /// `debug`, `verbose`, `notice` or `warning`.
     pub loglevel: String,
     /// Log file; empty means standard error.
@@ -105,6 +114,13 @@ impl Default for NodeConfig {
             replica_announce_port: None,
             min_replicas_to_write: 0,
             min_replicas_max_lag: 10,
+            hash_max_listpack_entries: 128,
+            hash_max_listpack_value: 64,
+            set_max_intset_entries: 512,
+            zset_max_listpack_entries: 128,
+            zset_max_listpack_value: 64,
+            list_max_listpack_size: -2,
+            list_compress_depth: 0,
             loglevel: "notice".into(),
             logfile: String::new(),
         }
@@ -136,7 +152,7 @@ impl NodeConfig {
 /// Parses `"3600 1 300 100"` into (seconds, changes) pairs.
 pub fn parse_save_points(s: &str) -> Result<Vec<(u64, u64)>, String> {
     let parts: Vec<&str> = s.split_whitespace().collect();
-    if parts.len() % 2 != 0 {
+    if !parts.len().is_multiple_of(2) {
         return Err(format!(
             "save: expected pairs of <seconds> <changes>, got {s:?}"
         ));

@@ -44,6 +44,10 @@ pub struct ClientInfo {
     pub output_buf: AtomicUsize,
     pub killed: AtomicBool,
     pub kill: Notify,
+    /// CLIENT NO-EVICT (flag `e`).
+    pub no_evict: AtomicBool,
+    /// CLIENT NO-TOUCH: the client's reads do not update keys' LRU/LFU (flag `T`).
+    pub no_touch: AtomicBool,
 }
 
 impl ClientInfo {
@@ -108,6 +112,8 @@ impl Clients {
             output_buf: AtomicUsize::new(0),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
+            no_evict: AtomicBool::new(false),
+            no_touch: AtomicBool::new(false),
         });
         self.map.lock().insert(id, info.clone());
         info

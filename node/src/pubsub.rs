@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use parking_lot::RwLock;
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -12,6 +13,9 @@ use crate::clients::ClientInfo;
 
 /// Messages queued per subscriber before it is considered too slow and disconnected.
 pub const SUBSCRIBER_QUEUE: usize = 16 * 1024;
+/// Bytes of messages queued per subscriber before it is disconnected (Redis's default
+/// `client-output-buffer-limit pubsub 32mb`). Counted in the client's `output_buf`.
+pub const SUBSCRIBER_MAX_BYTES: usize = 32 << 20;
 
 /// A message on its way to a subscriber.
 #[derive(Debug, Clone)]
@@ -33,16 +37,45 @@ struct Subscriber {
     client: Arc<ClientInfo>,
 }
 
+impl Message {
+    /// Bytes this message accounts for in its subscriber's output buffer.
+    pub fn size(&self) -> usize {
+        match self {
+            Message::Message { channel, payload } => 32 + channel.len() + payload.len(),
+            Message::PMessage {
+                pattern,
+                channel,
+                payload,
+            } => 48 + pattern.len() + channel.len() + payload.len(),
+        }
+    }
+}
+
 impl Subscriber {
     fn deliver(&self, m: Message) -> bool {
+        if self.client.is_killed() {
+            return false;
+        }
+        let size = m.size();
+        let queued = self.client.output_buf.fetch_add(size, Ordering::Relaxed) + size;
+        if queued > SUBSCRIBER_MAX_BYTES {
+            self.client.output_buf.fetch_sub(size, Ordering::Relaxed);
+            tracing::warn!(client = self.client.id, peer = %self.client.addr, queued, "disconnecting pub/sub client: output buffer limit reached (slow subscriber)");
+            self.client.request_kill();
+            return false;
+        }
         match self.tx.try_send(m) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
+                self.client.output_buf.fetch_sub(size, Ordering::Relaxed);
                 tracing::warn!(client = self.client.id, peer = %self.client.addr, "disconnecting pub/sub client: output queue full (slow subscriber)");
                 self.client.request_kill();
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.client.output_buf.fetch_sub(size, Ordering::Relaxed);
+                false
+            }
         }
     }
 }

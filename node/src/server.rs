@@ -42,6 +42,8 @@ pub struct Server {
     pub lastsave: AtomicU64,
     /// Changes since the last save (`rdb_changes_since_last_save`).
     pub dirty: AtomicU64,
+    /// State of the server/admin commands (replication id, INFO samplers, CONFIG extras).
+    pub admin: crate::cmd::server::Admin,
     shutdown_tx: watch::Sender<bool>,
 }
 
@@ -62,6 +64,7 @@ impl Server {
             role: AtomicU8::new(0),
             lastsave: AtomicU64::new(crate::now_ms() / 1000),
             dirty: AtomicU64::new(0),
+            admin: crate::cmd::server::Admin::new(),
             shutdown_tx,
             config: ArcSwap::from_pointee(config),
         };

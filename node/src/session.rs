@@ -62,6 +62,63 @@ pub struct Session {
     channels: HashSet<Bytes>,
     patterns: HashSet<Bytes>,
     shutdown: tokio::sync::watch::Receiver<bool>,
+    tally: Tally,
+}
+
+/// Counters of the commands run since the last fold into the server's stats; folding once
+/// per batch keeps shared atomics off the per-command path.
+#[derive(Default)]
+struct Tally {
+    commands: u64,
+    hits: u64,
+    misses: u64,
+    dirty: u64,
+    /// (command index, calls, usec, failed calls)
+    per_cmd: smallvec::SmallVec<[(u16, u64, u64, u64); 8]>,
+}
+
+impl Tally {
+    fn command(&mut self, cmd: u16, usec: u64, failed: bool, hits: u64, misses: u64, dirty: u64) {
+        self.commands += 1;
+        self.hits += hits;
+        self.misses += misses;
+        self.dirty += dirty;
+        match self.per_cmd.iter_mut().find(|e| e.0 == cmd) {
+            Some(e) => {
+                e.1 += 1;
+                e.2 += usec;
+                e.3 += failed as u64;
+            }
+            None => self.per_cmd.push((cmd, 1, usec, failed as u64)),
+        }
+    }
+
+    fn fold(&mut self, srv: &Server) {
+        if self.commands == 0 {
+            return;
+        }
+        let st = &srv.stats;
+        st.total_commands_processed
+            .fetch_add(self.commands, Ordering::Relaxed);
+        if self.hits > 0 {
+            st.keyspace_hits.fetch_add(self.hits, Ordering::Relaxed);
+        }
+        if self.misses > 0 {
+            st.keyspace_misses.fetch_add(self.misses, Ordering::Relaxed);
+        }
+        if self.dirty > 0 {
+            srv.dirty.fetch_add(self.dirty, Ordering::Relaxed);
+        }
+        for (cmd, calls, usec, failed) in self.per_cmd.drain(..) {
+            let c = &st.commands[cmd as usize];
+            c.calls.fetch_add(calls, Ordering::Relaxed);
+            c.usec.fetch_add(usec, Ordering::Relaxed);
+            if failed > 0 {
+                c.failed_calls.fetch_add(failed, Ordering::Relaxed);
+            }
+        }
+        *self = Tally::default();
+    }
 }
 
 /// Serves one connection until it closes.
@@ -96,9 +153,11 @@ pub async fn serve(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
         channels: HashSet::new(),
         patterns: HashSet::new(),
         shutdown,
+        tally: Tally::default(),
     };
     tracing::debug!(client = client.id, %peer, "client connected");
     let reason = s.run().await;
+    s.tally.fold(&srv);
     s.cleanup();
     srv.clients.unregister(client.id);
     tracing::debug!(client = client.id, %peer, reason, "client disconnected");
@@ -135,6 +194,11 @@ impl Session {
                     }
                 }
             }
+            self.tally.fold(&self.srv);
+            let now = self.client.created.elapsed().as_millis() as u64;
+            self.client
+                .last_interaction_ms
+                .store(now, Ordering::Relaxed);
             if !self.wbuf.is_empty() && self.flush().await.is_err() {
                 return "write error";
             }
@@ -186,7 +250,15 @@ impl Session {
             return Ok(());
         }
         let n = self.wbuf.len();
-        let r = self.stream.write_all(&self.wbuf).await;
+        // A killed client (CLIENT KILL, slow subscriber) may never read: never wait on it.
+        let r = if self.client.is_killed() {
+            self.stream.try_write(&self.wbuf).map(|_| ())
+        } else {
+            tokio::select! {
+                r = self.stream.write_all(&self.wbuf) => r,
+                _ = self.client.kill.notified() => Err(std::io::Error::other("client killed")),
+            }
+        };
         self.wbuf.clear();
         self.srv
             .stats
@@ -203,6 +275,9 @@ impl Session {
     }
 
     fn push_message(&mut self, m: Message) {
+        self.client
+            .output_buf
+            .fetch_sub(m.size(), Ordering::Relaxed);
         let r = match m {
             Message::Message { channel, payload } => Reply::Push(vec![
                 Reply::bulk_str("message"),
@@ -282,7 +357,7 @@ impl Session {
                 self.queue_failed();
                 self.reject(
                     spec,
-                    Reply::error(format!("ERR Command not allowed inside a transaction")),
+                    Reply::error("ERR Command not allowed inside a transaction"),
                 );
                 return After::Continue;
             }
@@ -410,6 +485,9 @@ impl Session {
                 return oom;
             }
         }
+        if spec.cmd == Cmd::Info {
+            self.tally.fold(&self.srv);
+        }
         let srv = self.srv.clone();
         let start = Instant::now();
         let mut ctx = if spec.has(Flags::KEYSPACE) {
@@ -425,32 +503,10 @@ impl Session {
         ctx.client = Some(&self.client);
         let reply = cmd::execute(&mut ctx, spec, args);
         let db = ctx.db;
-        self.finish(&ctx, spec, start, &reply);
+        finish(&mut self.tally, &ctx, spec, start, &reply);
         drop(ctx);
         self.set_db(db);
         reply
-    }
-
-    /// Stats after a command ran.
-    fn finish(&self, ctx: &Ctx, spec: &CommandSpec, start: Instant, reply: &Reply) {
-        let st = &self.srv.stats;
-        st.total_commands_processed.fetch_add(1, Ordering::Relaxed);
-        let c = &st.commands[spec.cmd as usize];
-        c.calls.fetch_add(1, Ordering::Relaxed);
-        c.usec
-            .fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
-        if reply.is_error() {
-            c.failed_calls.fetch_add(1, Ordering::Relaxed);
-        }
-        if ctx.hits > 0 {
-            st.keyspace_hits.fetch_add(ctx.hits, Ordering::Relaxed);
-        }
-        if ctx.misses > 0 {
-            st.keyspace_misses.fetch_add(ctx.misses, Ordering::Relaxed);
-        }
-        if ctx.dirty > 0 {
-            self.srv.dirty.fetch_add(ctx.dirty, Ordering::Relaxed);
-        }
     }
 
     fn set_db(&mut self, db: usize) {
@@ -518,7 +574,7 @@ impl Session {
             ctx.misses = 0;
             ctx.dirty = 0;
             let r = cmd::execute(&mut ctx, spec, args);
-            self.finish(&ctx, spec, start, &r);
+            finish(&mut self.tally, &ctx, spec, start, &r);
             ctx.hits += hits;
             ctx.misses += misses;
             ctx.dirty += dirty;
@@ -800,13 +856,13 @@ impl Session {
                 ctx.client = Some(&self.client);
                 match cmd::list::try_blocking(&mut ctx, spec.cmd, &args) {
                     Ok(Some(r)) => {
-                        self.finish(&ctx, spec, start, &r);
+                        finish(&mut self.tally, &ctx, spec, start, &r);
                         drop(ctx);
                         self.reply(r);
                         return After::Continue;
                     }
                     Err(e) => {
-                        self.finish(&ctx, spec, start, &e);
+                        finish(&mut self.tally, &ctx, spec, start, &e);
                         drop(ctx);
                         self.reply(e);
                         return After::Continue;
@@ -830,9 +886,7 @@ impl Session {
             match outcome {
                 Wake::Retry => continue,
                 Wake::TimedOut => {
-                    self.srv.stats.commands[spec.cmd as usize]
-                        .calls
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.tally.command(spec.cmd as u16, 0, false, 0, 0, 0);
                     self.reply(Reply::NilArray);
                     return After::Continue;
                 }
@@ -908,6 +962,19 @@ impl Session {
         self.reply(Reply::Int(0));
         After::Continue
     }
+}
+
+/// Stats after a command ran (kept in the session's tally, folded in per batch).
+fn finish(tally: &mut Tally, ctx: &Ctx, spec: &CommandSpec, start: Instant, reply: &Reply) {
+    let usec = start.elapsed().as_micros() as u64;
+    tally.command(
+        spec.cmd as u16,
+        usec,
+        reply.is_error(),
+        ctx.hits,
+        ctx.misses,
+        ctx.dirty,
+    );
 }
 
 #[derive(PartialEq, Eq)]

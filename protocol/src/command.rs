@@ -117,8 +117,8 @@ impl CommandSpec {
             self.last_key
         };
         let last = last.min(argc - 1);
-        let range = if first <= 0 { 1..=0 } else { first..=last };
-        range.step_by(step as usize).map(|i| i as usize)
+        let (first, last) = if first <= 0 { (1, 0) } else { (first, last) };
+        (first..=last).step_by(step as usize).map(|i| i as usize)
     }
 }
 
@@ -337,7 +337,8 @@ impl Cmd {
 
 /// Looks a command up by name, case-insensitively, without allocating.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    static INDEX: OnceLock<HashMap<&'static [u8], Cmd>> = OnceLock::new();
+    type Index = HashMap<&'static [u8], Cmd, foldhash::fast::FixedState>;
+    static INDEX: OnceLock<Index> = OnceLock::new();
     let index = INDEX.get_or_init(|| {
         COMMANDS
             .iter()

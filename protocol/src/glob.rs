@@ -3,6 +3,10 @@
 
 /// Returns true when `string` matches the glob `pattern`, with Redis's rules.
 pub fn matches(pattern: &[u8], string: &[u8], nocase: bool) -> bool {
+    // "*" matches everything, the empty string included (Redis special-cases it in KEYS/SCAN).
+    if pattern == b"*" {
+        return true;
+    }
     let mut skip_longer = false;
     match_impl(pattern, string, nocase, &mut skip_longer, 0)
 }

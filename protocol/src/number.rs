@@ -76,8 +76,9 @@ pub fn parse_f64(s: &[u8]) -> Option<f64> {
     }
 }
 
-/// Formats a double the way Redis 7 replies with scores: the shortest text that reads back to
-/// the same value, `%.17g`-style exponent form for very large or small magnitudes, `inf`/`-inf`.
+/// Formats a double the way Redis 7.0 replies with scores (`addReplyDouble`): C's `%.17g`
+/// (17 significant digits, trailing zeros trimmed, exponent form below 1e-4 or from 1e17),
+/// `inf`/`-inf`.
 pub fn format_f64(v: f64) -> String {
     if v.is_infinite() {
         return if v > 0.0 { "inf".into() } else { "-inf".into() };
@@ -89,19 +90,30 @@ pub fn format_f64(v: f64) -> String {
             "0".into()
         };
     }
-    let exp = v.abs().log10().floor() as i32;
-    if !(-5..17).contains(&exp) {
-        // Shortest round-trip mantissa, C-style exponent with sign and at least two digits.
-        let s = format!("{:e}", v);
-        if let Some((mant, e)) = s.split_once('e') {
-            let e: i32 = e.parse().unwrap_or(0);
-            let sign = if e < 0 { '-' } else { '+' };
-            return format!("{}e{}{:02}", mant, sign, e.abs());
-        }
-        s
+    // 17 significant digits, correctly rounded: "d.dddddddddddddddde<exp>".
+    let sci = format!("{:.16e}", v.abs());
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
+    let sign = if v < 0.0 { "-" } else { "" };
+    if !(-4..17).contains(&exp) {
+        let (first, rest) = digits.split_at(1);
+        let rest = rest.trim_end_matches('0');
+        let dot = if rest.is_empty() { "" } else { "." };
+        let esign = if exp < 0 { '-' } else { '+' };
+        return format!("{sign}{first}{dot}{rest}e{esign}{:02}", exp.abs());
+    }
+    let (int_part, frac) = if exp >= 0 {
+        let (i, f) = digits.split_at((exp as usize + 1).min(digits.len()));
+        (i.to_string(), f.to_string())
     } else {
-        let s = format!("{}", v);
-        s
+        ("0".to_string(), "0".repeat((-exp - 1) as usize) + &digits)
+    };
+    let frac = frac.trim_end_matches('0');
+    if frac.is_empty() {
+        format!("{sign}{int_part}")
+    } else {
+        format!("{sign}{int_part}.{frac}")
     }
 }
 
@@ -169,6 +181,18 @@ mod tests {
         assert_eq!(format_f64(3.0), "3");
         assert_eq!(format_f64(1e21), "1e+21");
         assert_eq!(format_f64(f64::INFINITY), "inf");
+        // Redis 7.0's %.17g.
+        assert_eq!(format_f64(0.1), "0.10000000000000001");
+        assert_eq!(format_f64(-1.1), "-1.1000000000000001");
+        assert_eq!(format_f64(1e-5), "1.0000000000000001e-05");
+        assert_eq!(format_f64(0.0001), "0.0001");
+        assert_eq!(format_f64(1e16), "10000000000000000");
+        assert_eq!(format_f64(1e17), "1e+17");
+        assert_eq!(format_f64(1.2345678901234568e17), "1.2345678901234568e+17");
+        assert_eq!(format_f64(1e300), "1.0000000000000001e+300");
+        assert_eq!(format_f64(169.1 - 0.000_000_000_000_01), "169.09999999999999");
+        assert_eq!(format_f64(0.123), "0.123");
+        assert_eq!(format_f64(-0.0), "-0");
         assert_eq!(format_f64_plain(10.5), "10.5");
         assert_eq!(format_f64_plain(5000.0), "5000");
     }

@@ -47,6 +47,7 @@ impl Proc {
 
     /// Starts Debian's redis-server on a free port (for side-by-side tests).
     pub fn redis_server(extra: &[&str]) -> Proc {
+        require_tool("redis-server");
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let log = dir.path().join("redis.log");
@@ -151,4 +152,248 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     false
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw RESP over TCP: for tests that need exact bytes, broken input or RESP3 types as sent.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+/// How long a raw read waits before the test fails.
+pub const RAW_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A reply as it came over the wire, RESP2 and RESP3 types kept apart.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resp {
+    /// `+...`
+    Simple(String),
+    /// `-...`
+    Error(String),
+    /// `:...`
+    Int(i64),
+    /// `$n` (`$-1` is `NullBulk`)
+    Bulk(Vec<u8>),
+    NullBulk,
+    /// `*n` (`*-1` is `NullArray`)
+    Array(Vec<Resp>),
+    NullArray,
+    /// RESP3 `_`
+    Null,
+    /// RESP3 `%n`
+    Map(Vec<(Resp, Resp)>),
+    /// RESP3 `~n`
+    Set(Vec<Resp>),
+    /// RESP3 `>n`
+    Push(Vec<Resp>),
+    /// RESP3 `,` (kept as text, as sent)
+    Double(String),
+    /// RESP3 `#t` / `#f`
+    Bool(bool),
+    /// RESP3 `=n` (format, body)
+    Verbatim(String, Vec<u8>),
+    /// RESP3 `(`
+    BigNumber(String),
+}
+
+impl Resp {
+    /// A bulk string from text.
+    pub fn bulk(s: &str) -> Resp {
+        Resp::Bulk(s.as_bytes().to_vec())
+    }
+    /// An array of bulk strings.
+    pub fn bulks(items: &[&str]) -> Resp {
+        Resp::Array(items.iter().map(|s| Resp::bulk(s)).collect())
+    }
+    /// The error text, or panics naming what came instead.
+    pub fn err_text(&self) -> &str {
+        match self {
+            Resp::Error(e) => e,
+            other => panic!("expected an error reply, got {other:?}"),
+        }
+    }
+    /// Bulk or simple string as text (panics otherwise).
+    pub fn text(&self) -> String {
+        match self {
+            Resp::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+            Resp::Simple(s) => s.clone(),
+            Resp::Verbatim(_, b) => String::from_utf8_lossy(b).into_owned(),
+            other => panic!("expected a string reply, got {other:?}"),
+        }
+    }
+}
+
+/// Encodes a command as a RESP multibulk.
+pub fn encode_cmd<A: AsRef<[u8]>>(args: &[A]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        let a = a.as_ref();
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// A raw TCP connection with a buffered RESP2/RESP3 reader.
+pub struct Raw {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Raw {
+    pub fn connect(port: u16) -> Raw {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("raw connect");
+        stream.set_read_timeout(Some(RAW_TIMEOUT)).expect("timeout");
+        stream.set_nodelay(true).ok();
+        Raw {
+            stream,
+            buf: Vec::new(),
+            pos: 0,
+        }
+    }
+
+    /// Writes bytes as they are.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("raw write");
+    }
+
+    /// Writes bytes; false if the server already closed the connection.
+    pub fn try_send(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).is_ok()
+    }
+
+    /// Sends one command as a multibulk.
+    pub fn send_cmd<A: AsRef<[u8]>>(&mut self, args: &[A]) {
+        self.send(&encode_cmd(args));
+    }
+
+    /// Sends a command and reads its reply.
+    pub fn cmd<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Resp {
+        self.send_cmd(args);
+        self.read()
+    }
+
+    fn fill(&mut self) -> bool {
+        if self.pos > 0 && self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+            Err(e) => panic!("raw read failed (timeout {RAW_TIMEOUT:?}?): {e}"),
+        }
+    }
+
+    fn line(&mut self) -> String {
+        loop {
+            if let Some(i) = self.buf[self.pos..].windows(2).position(|w| w == b"\r\n") {
+                let s = String::from_utf8_lossy(&self.buf[self.pos..self.pos + i]).into_owned();
+                self.pos += i + 2;
+                return s;
+            }
+            if !self.fill() {
+                panic!(
+                    "connection closed in the middle of a reply line; buffered: {:?}",
+                    String::from_utf8_lossy(&self.buf[self.pos..])
+                );
+            }
+        }
+    }
+
+    fn exact(&mut self, n: usize) -> Vec<u8> {
+        while self.buf.len() - self.pos < n + 2 {
+            if !self.fill() {
+                panic!("connection closed in the middle of a bulk reply");
+            }
+        }
+        let v = self.buf[self.pos..self.pos + n].to_vec();
+        assert_eq!(&self.buf[self.pos + n..self.pos + n + 2], b"\r\n");
+        self.pos += n + 2;
+        v
+    }
+
+    /// Reads one complete reply (panics on timeout, close, or malformed input).
+    pub fn read(&mut self) -> Resp {
+        let l = self.line();
+        let (kind, rest) = l.split_at(1.min(l.len()));
+        let num = || -> i64 {
+            rest.parse()
+                .unwrap_or_else(|_| panic!("bad length in reply line {l:?}"))
+        };
+        match kind {
+            "+" => Resp::Simple(rest.to_string()),
+            "-" => Resp::Error(rest.to_string()),
+            ":" => Resp::Int(num()),
+            "$" => match num() {
+                -1 => Resp::NullBulk,
+                n => Resp::Bulk(self.exact(n as usize)),
+            },
+            "*" => match num() {
+                -1 => Resp::NullArray,
+                n => Resp::Array((0..n).map(|_| self.read()).collect()),
+            },
+            "~" => Resp::Set((0..num()).map(|_| self.read()).collect()),
+            ">" => Resp::Push((0..num()).map(|_| self.read()).collect()),
+            "%" => Resp::Map((0..num()).map(|_| (self.read(), self.read())).collect()),
+            "_" => Resp::Null,
+            "," => Resp::Double(rest.to_string()),
+            "#" => Resp::Bool(rest == "t"),
+            "(" => Resp::BigNumber(rest.to_string()),
+            "=" => {
+                let body = self.exact(num() as usize);
+                let fmt = String::from_utf8_lossy(&body[..3.min(body.len())]).into_owned();
+                Resp::Verbatim(fmt, body[4.min(body.len())..].to_vec())
+            }
+            _ => panic!("unexpected reply line {l:?}"),
+        }
+    }
+
+    /// True once the server has closed the connection (reads pending bytes until EOF;
+    /// false if it is still open after `wait`).
+    pub fn closed_within(&mut self, wait: Duration) -> bool {
+        self.stream.set_read_timeout(Some(wait)).ok();
+        let mut chunk = [0u8; 4096];
+        let deadline = Instant::now() + wait;
+        let r = loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => break true,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+                Err(_) => break false,
+            }
+            if Instant::now() > deadline {
+                break false;
+            }
+        };
+        self.stream.set_read_timeout(Some(RAW_TIMEOUT)).ok();
+        r
+    }
+}
+
+/// Asserts the server still answers a new client (PING -> PONG).
+pub fn assert_alive(port: u16) {
+    let mut r = Raw::connect(port);
+    assert_eq!(r.cmd(&["PING"]), Resp::Simple("PONG".into()));
+}
+
+/// Path of a tool on PATH, or panics with a message saying how CI installs it.
+pub fn require_tool(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let p = dir.join(name);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!(
+        "`{name}` is not installed or not on PATH: this test needs it \
+         (CI installs it with `apt-get install -y redis-server redis-tools`; see .ci/run)"
+    );
 }

@@ -14,7 +14,7 @@ use tandem_protocol::{Protocol, Reply};
 use crate::clients::ClientInfo;
 use crate::db::value::{Hash_, List, Set};
 use crate::db::zset::ZSet;
-use crate::db::{CompactBytes, Db, Entry, Shard, Value, NO_EXPIRE};
+use crate::db::{CompactBytes, Db, Entry, LockedShards, Shard, Value, NO_EXPIRE};
 use crate::server::Server;
 
 /// `-WRONGTYPE ...`, Redis's exact text.
@@ -26,7 +26,7 @@ pub fn wrongtype() -> Reply {
 
 enum Locks<'a> {
     /// A few shards, with their indices.
-    Some(Vec<(usize, MutexGuard<'a, Shard>)>),
+    Some(LockedShards<'a>),
     /// Every shard, indexed by shard number.
     All(Vec<MutexGuard<'a, Shard>>),
 }
@@ -130,35 +130,59 @@ impl<'a> Ctx<'a> {
 
     // ------------------------------------------------------------------ lookups
 
-    /// Finds `key` in database `db`, applying lazy expiry: on a master an expired key is
-    /// deleted (and counted); on a replica it is reported missing but left for the master's
-    /// DEL. Updates the key's LRU/LFU clock.
-    pub fn lookup_in(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
+    /// The locked shard with index `idx` (see [`Ctx::shard`]).
+    fn shard_at(&mut self, idx: usize) -> &mut Shard {
+        match &mut self.locks {
+            Locks::All(v) => &mut v[idx],
+            Locks::Some(v) => match v.iter_mut().find(|(i, _)| *i == idx) {
+                Some((_, g)) => g,
+                None => panic!("shard {idx} not locked"),
+            },
+        }
+    }
+
+    /// Finds `key` in database `db` with one hash lookup and returns (shard, index in the
+    /// db's map). Applies lazy expiry: on a master an expired key is deleted (and counted);
+    /// on a replica it is reported missing but left for the master's DEL.
+    fn locate(&mut self, db: usize, key: &[u8]) -> Option<(usize, usize)> {
+        let sidx = self.srv.keyspace.shard_index(key);
         let now = self.now_ms;
-        let from_master = self.from_master;
-        let is_replica = self.srv.is_replica();
-        let expired = {
-            let d = self.raw_db(db, key);
-            match d.map.get(key) {
-                None => return None,
-                Some(e) => !from_master && e.is_expired(now),
-            }
-        };
-        if expired {
-            if is_replica {
-                return None;
-            }
-            self.raw_db(db, key).remove(key);
-            self.expired += 1;
-            self.dirty += 1;
-            self.propagate_expired(db, key);
-            self.shard(key).signal_key(db, key);
+        let honour_ttl = !self.from_master;
+        let d = &mut self.shard_at(sidx).dbs[db];
+        let i = d.map.get_index_of(key)?;
+        let expired = honour_ttl && d.map.get_index(i).is_some_and(|(_, e)| e.is_expired(now));
+        if !expired {
+            return Some((sidx, i));
+        }
+        if self.srv.is_replica() {
             return None;
         }
-        let clock = self.srv.lru_clock(now);
-        let e = self.raw_db(db, key).map.get_mut(key)?;
-        e.lru = clock(e.lru);
+        self.shard_at(sidx).dbs[db].remove(key);
+        self.expired += 1;
+        self.dirty += 1;
+        self.propagate_expired(db, key);
+        self.shard_at(sidx).signal_key(db, key);
+        None
+    }
+
+    /// The entry at a location from [`Ctx::locate`], with its LRU/LFU clock updated.
+    fn entry_at(&mut self, db: usize, (sidx, i): (usize, usize)) -> Option<&mut Entry> {
+        let touch = !self
+            .client
+            .is_some_and(|c| c.no_touch.load(std::sync::atomic::Ordering::Relaxed));
+        let clock = self.srv.lru_clock(self.now_ms);
+        let (_, e) = self.shard_at(sidx).dbs[db].map.get_index_mut(i)?;
+        if touch {
+            e.lru = clock(e.lru);
+        }
         Some(e)
+    }
+
+    /// Finds `key` in database `db`, applying lazy expiry (see [`Ctx::locate`]) and updating
+    /// the key's LRU/LFU clock.
+    pub fn lookup_in(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
+        let loc = self.locate(db, key)?;
+        self.entry_at(db, loc)
     }
 
     /// [`Ctx::lookup_in`] on the selected database.
@@ -169,13 +193,15 @@ impl<'a> Ctx<'a> {
     /// Looks a key up for a read command, counting a keyspace hit or miss.
     pub fn lookup_read(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let db = self.db;
-        let found = self.lookup_in(db, key).is_some();
-        if found {
-            self.hits += 1;
-            self.lookup_in(db, key)
-        } else {
-            self.misses += 1;
-            None
+        match self.locate(db, key) {
+            Some(loc) => {
+                self.hits += 1;
+                self.entry_at(db, loc)
+            }
+            None => {
+                self.misses += 1;
+                None
+            }
         }
     }
 

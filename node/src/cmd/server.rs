@@ -1,39 +1,136 @@
-//! server commands.
+//! Server and admin commands (INFO, CLIENT, CONFIG, COMMAND, DEBUG, MEMORY, SLOWLOG,
+//! LATENCY, TIME, LASTSAVE, ROLE, SAVE & co.), with Redis 7.0's reply shapes and error texts.
+//! The shared state they need beyond [`Server`]'s is kept in [`Admin`].
+
+pub mod client;
+pub mod command;
+pub mod config;
+pub mod debug;
+pub mod docs;
+pub mod info;
+pub mod memory;
 
 use bytes::Bytes;
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use tandem_protocol::types::random_hex_id;
+use tandem_protocol::Reply;
 
-use super::{CmdResult, Ctx};
+use super::args::{self, CmdResult};
+use super::Ctx;
+use crate::server::Server;
 
-pub fn client(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Err(tandem_protocol::Reply::error("ERR not implemented yet"))
+pub use client::client;
+pub use command::command;
+pub use config::config;
+pub use debug::debug;
+pub use info::info;
+pub use memory::memory;
+
+/// Error of the commands that need persistence, until it exists.
+const ERR_NO_PERSISTENCE: &str = "ERR persistence is not available yet in this build of tandem";
+
+/// State owned by the admin commands, kept in [`Server::admin`].
+pub struct Admin {
+    /// The replication id (`master_replid`), 40 hex characters.
+    pub replid: Mutex<String>,
+    config_file: OnceLock<PathBuf>,
+    /// Redis parameters Tandem accepts but does not model beyond storing them (encoding
+    /// thresholds, lazyfree switches, slowlog settings...), by canonical name.
+    pub extra_config: Mutex<BTreeMap<&'static str, String>>,
+    /// `used_memory_peak`.
+    pub mem_peak: AtomicU64,
+    /// `used_memory_startup`.
+    pub mem_startup: u64,
+    /// Samples behind `instantaneous_*`.
+    pub metrics: Mutex<info::Metrics>,
 }
 
-pub fn info(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Err(tandem_protocol::Reply::error("ERR not implemented yet"))
+impl Default for Admin {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
-pub fn role(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Err(tandem_protocol::Reply::error("ERR not implemented yet"))
+impl Admin {
+    pub fn new() -> Admin {
+        let used = crate::alloc::used_memory();
+        Admin {
+            replid: Mutex::new(random_hex_id()),
+            config_file: OnceLock::new(),
+            extra_config: Mutex::new(config::extra_defaults()),
+            mem_peak: AtomicU64::new(used),
+            mem_startup: used,
+            metrics: Mutex::new(info::Metrics::default()),
+        }
+    }
+
+    /// Records the configuration file the node was started with (absolute when possible).
+    pub fn set_config_file(&self, path: &Path) {
+        let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let _ = self.config_file.set(abs);
+    }
+
+    pub fn config_file(&self) -> Option<&Path> {
+        self.config_file.get().map(PathBuf::as_path)
+    }
+
+    /// Current used memory, updating the peak.
+    pub fn used_memory(&self) -> u64 {
+        let used = crate::alloc::used_memory();
+        self.mem_peak.fetch_max(used, Ordering::Relaxed);
+        used
+    }
 }
 
-pub fn config(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Err(tandem_protocol::Reply::error("ERR not implemented yet"))
+/// Periodic work of the admin state, called by the server cron: INFO's samples and the
+/// memory peak.
+pub fn cron_tick(srv: &Server) {
+    srv.admin.used_memory();
+    srv.admin.metrics.lock().sample(srv);
 }
 
-pub fn command(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Err(tandem_protocol::Reply::error("ERR not implemented yet"))
+/// A Redis-style HELP reply: a header line, the subcommand lines, then HELP itself.
+pub(crate) fn help_reply(cmd: &str, lines: &[&str]) -> Reply {
+    let mut out = vec![Reply::status(format!(
+        "{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    ))];
+    out.extend(lines.iter().map(|l| Reply::status(l.to_string())));
+    out.push(Reply::status("HELP"));
+    out.push(Reply::status("    Print this help."));
+    Reply::Array(out)
 }
 
+/// TIME: `[unix seconds, microseconds]` as bulk strings.
 pub fn time(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Err(tandem_protocol::Reply::error("ERR not implemented yet"))
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Ok(Reply::Array(vec![
+        Reply::bulk_str(&now.as_secs().to_string()),
+        Reply::bulk_str(&now.subsec_micros().to_string()),
+    ]))
 }
 
-pub fn lastsave(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Err(tandem_protocol::Reply::error("ERR not implemented yet"))
+pub fn lastsave(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    Ok(Reply::Int(ctx.srv.lastsave.load(Ordering::Relaxed) as i64))
 }
 
-pub fn debug(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Err(tandem_protocol::Reply::error("ERR not implemented yet"))
+/// ROLE. Only the master form exists until replication does.
+pub fn role(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    if ctx.srv.is_replica() {
+        return Err(Reply::error(
+            "ERR ROLE of a replica is not available yet in this build of tandem",
+        ));
+    }
+    Ok(Reply::Array(vec![
+        Reply::bulk_str("master"),
+        Reply::Int(0),
+        Reply::Array(vec![]),
+    ]))
 }
 
 pub fn wait(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
@@ -41,27 +138,95 @@ pub fn wait(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 }
 
 pub fn save(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Err(tandem_protocol::Reply::error("ERR not implemented yet"))
+    Err(Reply::error(ERR_NO_PERSISTENCE))
 }
 
 pub fn bgsave(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Err(tandem_protocol::Reply::error("ERR not implemented yet"))
+    Err(Reply::error(ERR_NO_PERSISTENCE))
 }
 
 pub fn bgrewriteaof(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Err(tandem_protocol::Reply::error("ERR not implemented yet"))
+    Err(Reply::error(ERR_NO_PERSISTENCE))
 }
 
-pub fn memory(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Err(tandem_protocol::Reply::error("ERR not implemented yet"))
+/// SLOWLOG: Tandem keeps no slow log yet, so it is always empty (GET returns `[]`, LEN 0).
+pub fn slowlog(_ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let sub = args::lower(&args[1]);
+    match (sub.as_str(), args.len()) {
+        ("get", 2) => Ok(Reply::Array(vec![])),
+        ("get", 3) => {
+            let n = args::int(&args[2])?;
+            if n < -1 {
+                return Err(Reply::error(
+                    "ERR count should be greater than or equal to -1",
+                ));
+            }
+            Ok(Reply::Array(vec![]))
+        }
+        ("len", 2) => Ok(Reply::Int(0)),
+        ("reset", 2) => Ok(Reply::Ok),
+        ("help", 2) => Ok(help_reply(
+            "SLOWLOG",
+            &[
+                "GET [<count>]",
+                "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+                "    Entries are made of:",
+                "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+                "    client name",
+                "LEN",
+                "    Return the length of the slowlog.",
+                "RESET",
+                "    Reset the slowlog.",
+            ],
+        )),
+        ("get" | "len" | "reset" | "help", _) => Err(args::wrong_arity(&format!("slowlog|{sub}"))),
+        _ => Err(args::unknown_subcommand("slowlog", &args[1])),
+    }
 }
 
-pub fn slowlog(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Err(tandem_protocol::Reply::error("ERR not implemented yet"))
-}
-
-pub fn latency(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Err(tandem_protocol::Reply::error("ERR not implemented yet"))
+/// LATENCY: Tandem does not sample latency events yet, so every history is empty.
+pub fn latency(_ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let sub = args::lower(&args[1]);
+    match (sub.as_str(), args.len()) {
+        ("latest", 2) => Ok(Reply::Array(vec![])),
+        ("history", 3) => Ok(Reply::Array(vec![])),
+        ("reset", _) => Ok(Reply::Int(0)),
+        ("doctor", 2) => Ok(Reply::Verbatim(
+            "txt",
+            Bytes::from_static(
+                b"Dave, no latency spike was observed during the lifetime of this instance, \
+                  awesome! (Tandem does not sample latency events yet.)\n",
+            ),
+        )),
+        ("graph", 3) => Err(Reply::error(format!(
+            "ERR No samples available for event '{}'",
+            String::from_utf8_lossy(&args[2])
+        ))),
+        ("histogram", _) => Ok(Reply::Map(vec![])),
+        ("help", 2) => Ok(help_reply(
+            "LATENCY",
+            &[
+                "DOCTOR",
+                "    Return a human readable latency analysis report.",
+                "GRAPH <event>",
+                "    Return an ASCII latency graph for the <event> class.",
+                "HISTORY <event>",
+                "    Return time-latency samples for the <event> class.",
+                "LATEST",
+                "    Return the latest latency samples for all events.",
+                "RESET [<event> ...]",
+                "    Reset latency data of one or more <event> classes.",
+                "    (default: reset all data for all event classes)",
+                "HISTOGRAM [COMMAND ...]",
+                "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
+                "    If no commands are specified then all histograms are replied.",
+            ],
+        )),
+        ("latest" | "history" | "doctor" | "graph" | "help", _) => {
+            Err(args::wrong_arity(&format!("latency|{sub}")))
+        }
+        _ => Err(args::unknown_subcommand("latency", &args[1])),
+    }
 }
 
 /// CLIENT SETNAME / HELLO SETNAME rule: no spaces, newlines or other special characters.
@@ -72,4 +237,44 @@ pub fn validate_client_name(name: &[u8]) -> Result<(), tandem_protocol::Reply> {
         ));
     }
     Ok(())
+}
+
+/// Redis's `bytesToHuman`: `123B`, `1.50K`, `2.00M`, ...
+pub fn bytes_to_human(n: u64) -> String {
+    let d = n as f64;
+    const K: f64 = 1024.0;
+    if n < 1024 {
+        format!("{n}B")
+    } else if d < K * K {
+        format!("{:.2}K", d / K)
+    } else if d < K * K * K {
+        format!("{:.2}M", d / (K * K))
+    } else if d < K * K * K * K {
+        format!("{:.2}G", d / (K * K * K))
+    } else if d < K * K * K * K * K {
+        format!("{:.2}T", d / (K * K * K * K))
+    } else {
+        format!("{:.2}P", d / (K * K * K * K * K))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(bytes_to_human(0), "0B");
+        assert_eq!(bytes_to_human(1023), "1023B");
+        assert_eq!(bytes_to_human(1536), "1.50K");
+        assert_eq!(bytes_to_human(3 << 20), "3.00M");
+        assert_eq!(bytes_to_human(1 << 30), "1.00G");
+    }
+
+    #[test]
+    fn client_names() {
+        assert!(validate_client_name(b"ok-name").is_ok());
+        assert!(validate_client_name(b"bad name").is_err());
+        assert!(validate_client_name(b"bad\nname").is_err());
+    }
 }

@@ -9,6 +9,7 @@ pub mod value;
 pub mod zset;
 
 use parking_lot::{Mutex, MutexGuard};
+use smallvec::SmallVec;
 use std::collections::HashMap as StdHashMap;
 use std::hash::BuildHasher as _;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -169,6 +170,9 @@ impl Shard {
     }
 }
 
+/// The shards a command locked, with their indices (few, so kept inline).
+pub type LockedShards<'a> = SmallVec<[(usize, MutexGuard<'a, Shard>); 4]>;
+
 /// All shards.
 pub struct Keyspace {
     shards: Box<[Mutex<Shard>]>,
@@ -208,11 +212,8 @@ impl Keyspace {
     }
 
     /// Locks the shards of `keys` (deduplicated, in index order).
-    pub fn lock_keys<'a, I: IntoIterator<Item = &'a [u8]>>(
-        &self,
-        keys: I,
-    ) -> Vec<(usize, MutexGuard<'_, Shard>)> {
-        let mut idx: Vec<usize> = keys.into_iter().map(|k| self.shard_index(k)).collect();
+    pub fn lock_keys<'a, I: IntoIterator<Item = &'a [u8]>>(&self, keys: I) -> LockedShards<'_> {
+        let mut idx: SmallVec<[usize; 4]> = keys.into_iter().map(|k| self.shard_index(k)).collect();
         idx.sort_unstable();
         idx.dedup();
         idx.into_iter().map(|i| (i, self.lock(i))).collect()

@@ -247,3 +247,13 @@ mod tests {
         assert_eq!(m.get(&b"hello"[..]), Some(&1));
     }
 }
+
+#[cfg(test)]
+mod size_tests {
+    #[test]
+    fn entry_is_compact() {
+        // 24-byte inline bytes + tag, expiry and clock: keeps 1M small keys near Redis's memory.
+        assert!(std::mem::size_of::<super::Value>() <= 32);
+        assert!(std::mem::size_of::<super::Entry>() <= 48);
+    }
+}
