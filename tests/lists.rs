@@ -236,6 +236,7 @@ blpop s o 0
 blpop o s 0
 brpop o s 0
 blmove s o left left 0
+rpush o p q
 blmove o s left left 0
 brpoplpush s o 0
 blpop nokey x
@@ -400,7 +401,9 @@ fn blpop_is_woken_by_a_push_from_another_client() {
         .arg(&["v1", "v2"])
         .query(&mut c)
         .unwrap();
-    let got = rx.recv_timeout(Duration::from_secs(5)).expect("BLPOP woken");
+    let got = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("BLPOP woken");
     let got: Vec<String> = redis::FromRedisValue::from_redis_value(&got).unwrap();
     assert_eq!(got, ["q", "v1"]);
     h.join().unwrap();
@@ -417,8 +420,14 @@ fn blpop_is_woken_by_a_push_from_another_client() {
     cmd.arg("r").arg(0);
     let (rx, h) = spawn_blocking(&node, cmd);
     wait_blocked(&mut c, 1);
-    let _: i64 = redis::cmd("LPUSH").arg("r").arg("only").query(&mut c).unwrap();
-    let got = rx.recv_timeout(Duration::from_secs(5)).expect("BRPOP woken");
+    let _: i64 = redis::cmd("LPUSH")
+        .arg("r")
+        .arg("only")
+        .query(&mut c)
+        .unwrap();
+    let got = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("BRPOP woken");
     let got: Vec<String> = redis::FromRedisValue::from_redis_value(&got).unwrap();
     assert_eq!(got, ["r", "only"]);
     h.join().unwrap();
@@ -439,7 +448,9 @@ fn blmove_and_brpoplpush_are_woken_by_a_push() {
         .arg(&["a", "b"])
         .query(&mut c)
         .unwrap();
-    let got = rx.recv_timeout(Duration::from_secs(5)).expect("BLMOVE woken");
+    let got = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("BLMOVE woken");
     assert_eq!(got, redis::Value::BulkString(b"b".to_vec()));
     h.join().unwrap();
     let dst: Vec<String> = redis::cmd("LRANGE")
@@ -454,8 +465,14 @@ fn blmove_and_brpoplpush_are_woken_by_a_push() {
     cmd.arg("src2").arg("dst").arg(0);
     let (rx, h) = spawn_blocking(&node, cmd);
     wait_blocked(&mut c, 1);
-    let _: i64 = redis::cmd("LPUSH").arg("src2").arg("z").query(&mut c).unwrap();
-    let got = rx.recv_timeout(Duration::from_secs(5)).expect("BRPOPLPUSH woken");
+    let _: i64 = redis::cmd("LPUSH")
+        .arg("src2")
+        .arg("z")
+        .query(&mut c)
+        .unwrap();
+    let got = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("BRPOPLPUSH woken");
     assert_eq!(got, redis::Value::BulkString(b"z".to_vec()));
     h.join().unwrap();
     let dst: Vec<String> = redis::cmd("LRANGE")
@@ -483,7 +500,10 @@ fn blocking_pops_time_out_with_nil() {
     assert_eq!(raw.cmd(&["BRPOPLPUSH", "a", "b", "0.1"]), b"*-1\r\n");
     // The connection is still usable afterwards.
     assert_eq!(raw.cmd(&["RPUSH", "a", "x"]), b":1\r\n");
-    assert_eq!(raw.cmd(&["BRPOP", "a", "0.1"]), b"*2\r\n$1\r\na\r\n$1\r\nx\r\n");
+    assert_eq!(
+        raw.cmd(&["BRPOP", "a", "0.1"]),
+        b"*2\r\n$1\r\na\r\n$1\r\nx\r\n"
+    );
 }
 
 #[test]
