@@ -154,6 +154,15 @@ lpos l a maxlen -1
 lpos l a rank
 lpos l a foo 1
 lpos l a rank x
+lpos l a count x
+lpos l a maxlen x
+lpos l a count 99999999999999999999
+lpos l a rank 1 rank 2
+lpos l a count 1 count 0
+lrange l 0 -9223372036854775808
+lindex l -9223372036854775808
+lindex l 9223372036854775807
+lrem l -9223372036854775808 zz
 lpos l a rank -9223372036854775808
 linsert l before d D-
 linsert l after d d+

@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use std::time::Duration;
-use tandem_protocol::{Cmd, Reply};
+use tandem_protocol::{number, Cmd, Reply};
 
 use super::args::{self, is, syntax_error, ERR_NO_SUCH_KEY, ERR_OUT_OF_RANGE};
 use super::{CmdResult, Ctx};
@@ -145,7 +145,7 @@ fn pop(ctx: &mut Ctx, args: &[Bytes], end: End) -> CmdResult {
     }
     let count = match args.get(2) {
         // Redis uses one message for both a non-number and a negative count here.
-        Some(a) => match tandem_protocol::number::parse_i64(a) {
+        Some(a) => match number::parse_i64(a) {
             Some(n) if n >= 0 => Some(n),
             _ => return Err(Reply::error("ERR value is out of range, must be positive")),
         },
@@ -242,16 +242,16 @@ pub fn lpos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 ));
             }
         } else if is(opt, "count") && has_value {
-            let c = args::int(&args[j + 1])?;
-            if c < 0 {
-                return Err(Reply::error("ERR COUNT can't be negative"));
-            }
-            count = Some(c);
+            // Redis gives the same message for a non-number as for a negative value.
+            count = Some(
+                number::parse_i64(&args[j + 1])
+                    .filter(|c| *c >= 0)
+                    .ok_or_else(|| Reply::error("ERR COUNT can't be negative"))?,
+            );
         } else if is(opt, "maxlen") && has_value {
-            maxlen = args::int(&args[j + 1])?;
-            if maxlen < 0 {
-                return Err(Reply::error("ERR MAXLEN can't be negative"));
-            }
+            maxlen = number::parse_i64(&args[j + 1])
+                .filter(|m| *m >= 0)
+                .ok_or_else(|| Reply::error("ERR MAXLEN can't be negative"))?;
         } else {
             return Err(syntax_error());
         }
@@ -496,7 +496,7 @@ const FOREVER_MS: f64 = 100.0 * 365.0 * 86_400_000.0;
 /// Parses a blocking timeout in seconds as Redis 7.0 does: a long double, converted to
 /// milliseconds rounding up; 0 (including tiny negatives that round to 0) means forever.
 fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, Reply> {
-    let secs = tandem_protocol::number::parse_f64(arg)
+    let secs = number::parse_f64(arg)
         .ok_or_else(|| Reply::error("ERR timeout is not a float or out of range"))?;
     let ms = (secs * 1000.0).ceil();
     // Redis converts to a signed 64-bit integer: infinities and out-of-range values become
