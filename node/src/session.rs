@@ -63,6 +63,9 @@ pub struct Session {
     patterns: HashSet<Bytes>,
     shutdown: tokio::sync::watch::Receiver<bool>,
     tally: Tally,
+    /// Wall clock of the current batch, and the end time of the last command.
+    clock: Clock,
+    mark: Instant,
 }
 
 /// Counters of the commands run since the last fold into the server's stats; folding once
@@ -154,6 +157,8 @@ pub async fn serve(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
         patterns: HashSet::new(),
         shutdown,
         tally: Tally::default(),
+        clock: Clock::new(),
+        mark: Instant::now(),
     };
     tracing::debug!(client = client.id, %peer, "client connected");
     let reason = s.run().await;
@@ -216,6 +221,8 @@ impl Session {
                     Ok(0) => return "connection closed by client",
                     Ok(n) => {
                         self.srv.stats.total_net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                        self.clock = Clock::new();
+                        self.mark = self.clock.base;
                     }
                     Err(_) => return "read error",
                 },
@@ -488,22 +495,24 @@ impl Session {
         if spec.cmd == Cmd::Info {
             self.tally.fold(&self.srv);
         }
-        let srv = self.srv.clone();
-        let start = Instant::now();
+        let start = self.mark;
+        let now_ms = self.clock.now_ms(start);
+        let srv: &Server = &self.srv;
         let mut ctx = if spec.has(Flags::KEYSPACE) {
-            Ctx::all(&srv, self.db)
+            Ctx::all(srv, self.db, now_ms)
         } else {
             Ctx::for_keys(
-                &srv,
+                srv,
                 spec.key_indices(args.len()).map(|i| &args[i][..]),
                 self.db,
+                now_ms,
             )
         };
         ctx.proto = self.proto;
         ctx.client = Some(&self.client);
         let reply = cmd::execute(&mut ctx, spec, args);
         let db = ctx.db;
-        finish(&mut self.tally, &ctx, spec, start, &reply);
+        self.mark = finish(&mut self.tally, &ctx, spec, start, &reply);
         drop(ctx);
         self.set_db(db);
         reply
@@ -549,14 +558,14 @@ impl Session {
         // the commands are one atomic step.
         let all = multi.queued.iter().any(|(s, _)| s.has(Flags::KEYSPACE));
         let mut ctx = if all {
-            Ctx::all(&srv, self.db)
+            Ctx::all(&srv, self.db, crate::now_ms())
         } else {
             let keys = multi
                 .queued
                 .iter()
                 .flat_map(|(s, a)| s.key_indices(a.len()).map(move |i| &a[i][..]))
                 .chain(self.watched.iter().map(|(_, k)| &k[..]));
-            Ctx::for_keys(&srv, keys, self.db)
+            Ctx::for_keys(&srv, keys, self.db, crate::now_ms())
         };
         if self.watch_flag.load(Ordering::Acquire) {
             drop(ctx);
@@ -851,6 +860,7 @@ impl Session {
                     &srv,
                     spec.key_indices(args.len()).map(|i| &args[i][..]),
                     self.db,
+                    crate::now_ms(),
                 );
                 ctx.proto = self.proto;
                 ctx.client = Some(&self.client);
@@ -965,8 +975,15 @@ impl Session {
 }
 
 /// Stats after a command ran (kept in the session's tally, folded in per batch).
-fn finish(tally: &mut Tally, ctx: &Ctx, spec: &CommandSpec, start: Instant, reply: &Reply) {
-    let usec = start.elapsed().as_micros() as u64;
+fn finish(
+    tally: &mut Tally,
+    ctx: &Ctx,
+    spec: &CommandSpec,
+    start: Instant,
+    reply: &Reply,
+) -> Instant {
+    let end = Instant::now();
+    let usec = end.duration_since(start).as_micros() as u64;
     tally.command(
         spec.cmd as u16,
         usec,
@@ -975,6 +992,25 @@ fn finish(tally: &mut Tally, ctx: &Ctx, spec: &CommandSpec, start: Instant, repl
         ctx.misses,
         ctx.dirty,
     );
+    end
+}
+
+/// Unix milliseconds derived from a monotonic instant: one `SystemTime` read per batch.
+struct Clock {
+    base_ms: u64,
+    base: Instant,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        Clock {
+            base_ms: crate::now_ms(),
+            base: Instant::now(),
+        }
+    }
+    fn now_ms(&self, t: Instant) -> u64 {
+        self.base_ms + t.saturating_duration_since(self.base).as_millis() as u64
+    }
 }
 
 #[derive(PartialEq, Eq)]

@@ -262,8 +262,8 @@ commands! {
     ZCard "zcard" 2 1 1 1 [READONLY | FAST] SortedSet;
     ZCount "zcount" 4 1 1 1 [READONLY | FAST] SortedSet;
     ZLexCount "zlexcount" 4 1 1 1 [READONLY | FAST] SortedSet;
-    ZRank "zrank" -3 1 1 1 [READONLY | FAST] SortedSet;
-    ZRevRank "zrevrank" -3 1 1 1 [READONLY | FAST] SortedSet;
+    ZRank "zrank" 3 1 1 1 [READONLY | FAST] SortedSet;
+    ZRevRank "zrevrank" 3 1 1 1 [READONLY | FAST] SortedSet;
     ZRange "zrange" -4 1 1 1 [READONLY] SortedSet;
     ZRangeStore "zrangestore" -5 1 2 1 [WRITE | DENYOOM] SortedSet;
     ZRangeByScore "zrangebyscore" -4 1 1 1 [READONLY] SortedSet;

@@ -56,26 +56,27 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    /// A context over the shards of `keys`.
+    /// A context over the shards of `keys`; `now_ms` is the command's clock (unix ms).
     pub fn for_keys<'k, I: IntoIterator<Item = &'k [u8]>>(
         srv: &'a Server,
         keys: I,
         db: usize,
+        now_ms: u64,
     ) -> Ctx<'a> {
-        Self::with_locks(srv, Locks::Some(srv.keyspace.lock_keys(keys)), db)
+        Self::with_locks(srv, Locks::Some(srv.keyspace.lock_keys(keys)), db, now_ms)
     }
 
     /// A context over every shard (keyspace-wide commands, EXEC of such commands).
-    pub fn all(srv: &'a Server, db: usize) -> Ctx<'a> {
-        Self::with_locks(srv, Locks::All(srv.keyspace.lock_all()), db)
+    pub fn all(srv: &'a Server, db: usize, now_ms: u64) -> Ctx<'a> {
+        Self::with_locks(srv, Locks::All(srv.keyspace.lock_all()), db, now_ms)
     }
 
-    fn with_locks(srv: &'a Server, locks: Locks<'a>, db: usize) -> Ctx<'a> {
+    fn with_locks(srv: &'a Server, locks: Locks<'a>, db: usize, now_ms: u64) -> Ctx<'a> {
         Ctx {
             srv,
             locks,
             db,
-            now_ms: crate::now_ms(),
+            now_ms,
             dirty: 0,
             proto: Protocol::Resp2,
             client: None,

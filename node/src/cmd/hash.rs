@@ -1,7 +1,8 @@
 //! Hash commands (HSET ... HSCAN) with Redis 7.0's replies, reply types (HGETALL is a RESP3
-//! map) and error texts. Hashes are insertion-ordered `IndexMap`s; small hashes (at most
-//! [`SMALL_HASH`] fields, Redis's listpack size) keep insertion order on delete like a listpack.
-//! An emptied hash is deleted, and every change is reported once through [`Ctx::modified`].
+//! map) and error texts. Hashes are insertion-ordered `IndexMap`s; a hash within the
+//! `hash-max-listpack-*` limits behaves like Redis's listpack (deletes keep the order, HSCAN
+//! returns it whole). An emptied hash is deleted; every change is reported once through
+//! [`Ctx::modified`].
 //!
 //! HSCAN guarantee: a field present for the whole scan is returned at least once. The cursor
 //! walks indices from the end towards 0 (see [`scan_step`]); deletes only move elements from
@@ -15,10 +16,7 @@ use super::args::{self, is, syntax_error};
 use super::{CmdResult, Ctx};
 use crate::db::value::Hash_;
 use crate::db::CompactBytes;
-
-/// Hashes up to this many fields behave like Redis's listpack encoding: deletes keep the
-/// order, HSCAN returns everything in one call.
-pub const SMALL_HASH: usize = 128;
+use crate::server::Server;
 
 /// Largest HRANDFIELD reply we build (a negative count asks for repeats without bound).
 const MAX_RANDOM_REPLY: u64 = 1 << 24;
@@ -31,9 +29,19 @@ fn int_reply(n: usize) -> Reply {
     Reply::Int(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
-/// Removes a field the way the current encoding would: order-preserving for small hashes.
-fn remove_field(h: &mut Hash_, field: &[u8]) -> bool {
-    if h.len() <= SMALL_HASH {
+/// Whether Redis would keep this hash as a listpack (the `hash-max-listpack-*` limits), the
+/// same rule OBJECT ENCODING reports.
+fn is_listpack(srv: &Server, h: &Hash_) -> bool {
+    let cfg = srv.config.load();
+    let max_value = usize::try_from(cfg.hash_max_listpack_value).unwrap_or(usize::MAX);
+    u64::try_from(h.len()).unwrap_or(u64::MAX) <= cfg.hash_max_listpack_entries
+        && h.iter()
+            .all(|(f, v)| f.len() <= max_value && v.len() <= max_value)
+}
+
+/// Removes a field the way the encoding would: order-preserving for a listpack.
+fn remove_field(h: &mut Hash_, field: &[u8], listpack: bool) -> bool {
+    if listpack {
         h.shift_remove(field).is_some()
     } else {
         h.swap_remove(field).is_some()
@@ -44,7 +52,7 @@ fn remove_field(h: &mut Hash_, field: &[u8]) -> bool {
 
 /// Sets field/value pairs from `args[2..]`; returns how many fields were new.
 fn set_pairs(ctx: &mut Ctx, args: &[Bytes]) -> Result<usize, Reply> {
-    if args.len() % 2 != 0 {
+    if args.len() & 1 == 1 {
         return Err(args::wrong_arity(&args::lower(&args[0])));
     }
     let key = &args[1];
@@ -86,12 +94,14 @@ pub fn hsetnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 pub fn hdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
+    let srv = ctx.srv;
     let Some(h) = ctx.get_hash_mut(key)? else {
         return Ok(Reply::Int(0));
     };
+    let listpack = is_listpack(srv, h);
     let mut deleted = 0;
     for f in &args[2..] {
-        if remove_field(h, f) {
+        if remove_field(h, f, listpack) {
             deleted += 1;
             if h.is_empty() {
                 break;
@@ -111,8 +121,9 @@ pub fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let h = ctx.hash_or_create(key)?;
     let field = &args[2][..];
     let current = match h.get(field) {
-        Some(v) => number::parse_i64(v)
-            .ok_or_else(|| Reply::error("ERR hash value is not an integer"))?,
+        Some(v) => {
+            number::parse_i64(v).ok_or_else(|| Reply::error("ERR hash value is not an integer"))?
+        }
         None => 0,
     };
     let new = current
@@ -158,22 +169,24 @@ pub fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
     }
     ctx.modified(key);
-    ctx.propagate = vec![vec![
+    ctx.propagate.push(vec![
         Bytes::from_static(b"HSET"),
         key.clone(),
         args[2].clone(),
         text.clone(),
-    ]];
+    ]);
     Ok(Reply::Bulk(text))
 }
 
 // ---------------------------------------------------------------------------- reads
 
 pub fn hget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    Ok(match ctx.get_hash(&args[1])?.and_then(|h| h.get(&args[2][..])) {
-        Some(v) => bulk(v),
-        None => Reply::Nil,
-    })
+    Ok(
+        match ctx.get_hash(&args[1])?.and_then(|h| h.get(&args[2][..])) {
+            Some(v) => bulk(v),
+            None => Reply::Nil,
+        },
+    )
 }
 
 pub fn hmget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -193,7 +206,9 @@ pub fn hgetall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let Some(h) = ctx.get_hash(&args[1])? else {
         return Ok(Reply::Map(Vec::new()));
     };
-    Ok(Reply::Map(h.iter().map(|(k, v)| (bulk(k), bulk(v))).collect()))
+    Ok(Reply::Map(
+        h.iter().map(|(k, v)| (bulk(k), bulk(v))).collect(),
+    ))
 }
 
 pub fn hexists(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -356,7 +371,9 @@ pub fn scan_step(len: usize, cursor: u64, count: usize) -> (std::ops::Range<usiz
     let top = if cursor == 0 {
         len - 1
     } else {
-        usize::try_from(cursor - 1).unwrap_or(usize::MAX).min(len - 1)
+        usize::try_from(cursor - 1)
+            .unwrap_or(usize::MAX)
+            .min(len - 1)
     };
     let low = top.saturating_sub(count.max(1) - 1);
     (low..top + 1, low as u64)
@@ -371,9 +388,11 @@ pub fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Reply::Array(Vec::new()),
         ])
     };
+    let srv = ctx.srv;
     let Some(h) = ctx.get_hash(&args[1])? else {
         return Ok(empty());
     };
+    let listpack = is_listpack(srv, h);
     let mut count: i64 = 10;
     let mut pattern: Option<&[u8]> = None;
     let mut i = 3;
@@ -397,7 +416,7 @@ pub fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         None => true,
     };
     let mut out = Vec::new();
-    let next = if h.len() <= SMALL_HASH {
+    let next = if listpack {
         for (k, v) in h.iter().filter(|(k, _)| keep(k)) {
             out.push(bulk(k));
             out.push(bulk(v));

@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use std::time::Duration;
-use tandem_protocol::{Cmd, Reply};
+use tandem_protocol::{number, Cmd, Reply};
 
 use super::args::{self, is, syntax_error, ERR_NO_SUCH_KEY, ERR_OUT_OF_RANGE};
 use super::{CmdResult, Ctx};
@@ -67,7 +67,11 @@ fn range_of(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     } else {
         start
     };
-    let mut end = if end < 0 { len.saturating_add(end) } else { end };
+    let mut end = if end < 0 {
+        len.saturating_add(end)
+    } else {
+        end
+    };
     if start < 0 {
         start = 0;
     }
@@ -140,7 +144,11 @@ fn pop(ctx: &mut Ctx, args: &[Bytes], end: End) -> CmdResult {
         return Err(args::wrong_arity(&args::lower(&args[0])));
     }
     let count = match args.get(2) {
-        Some(a) => Some(args::positive(a)?),
+        // Redis uses one message for both a non-number and a negative count here.
+        Some(a) => match number::parse_i64(a) {
+            Some(n) if n >= 0 => Some(n),
+            _ => return Err(Reply::error("ERR value is out of range, must be positive")),
+        },
         None => None,
     };
     let key = &args[1];
@@ -193,7 +201,9 @@ pub fn lrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Array(Vec::new()));
     };
     Ok(Reply::Array(
-        list.range(s..=e).map(|v| Reply::Bulk(v.to_bytes())).collect(),
+        list.range(s..=e)
+            .map(|v| Reply::Bulk(v.to_bytes()))
+            .collect(),
     ))
 }
 
@@ -206,10 +216,12 @@ pub fn lindex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Nil);
     };
     let index = args::int(&args[2])?;
-    Ok(match resolve_index(index, list.len()).and_then(|i| list.get(i)) {
-        Some(v) => Reply::Bulk(v.to_bytes()),
-        None => Reply::Nil,
-    })
+    Ok(
+        match resolve_index(index, list.len()).and_then(|i| list.get(i)) {
+            Some(v) => Reply::Bulk(v.to_bytes()),
+            None => Reply::Nil,
+        },
+    )
 }
 
 /// LPOS key element [RANK rank] [COUNT num-matches] [MAXLEN len].
@@ -230,16 +242,16 @@ pub fn lpos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 ));
             }
         } else if is(opt, "count") && has_value {
-            let c = args::int(&args[j + 1])?;
-            if c < 0 {
-                return Err(Reply::error("ERR COUNT can't be negative"));
-            }
-            count = Some(c);
+            // Redis gives the same message for a non-number as for a negative value.
+            count = Some(
+                number::parse_i64(&args[j + 1])
+                    .filter(|c| *c >= 0)
+                    .ok_or_else(|| Reply::error("ERR COUNT can't be negative"))?,
+            );
         } else if is(opt, "maxlen") && has_value {
-            maxlen = args::int(&args[j + 1])?;
-            if maxlen < 0 {
-                return Err(Reply::error("ERR MAXLEN can't be negative"));
-            }
+            maxlen = number::parse_i64(&args[j + 1])
+                .filter(|m| *m >= 0)
+                .ok_or_else(|| Reply::error("ERR MAXLEN can't be negative"))?;
         } else {
             return Err(syntax_error());
         }
@@ -438,7 +450,9 @@ fn move_one(
 pub fn lmove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let from = End::parse(&args[3])?;
     let to = End::parse(&args[4])?;
-    Ok(Reply::opt_bulk(move_one(ctx, &args[1], &args[2], from, to)?))
+    Ok(Reply::opt_bulk(move_one(
+        ctx, &args[1], &args[2], from, to,
+    )?))
 }
 
 pub fn rpoplpush(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -482,12 +496,12 @@ const FOREVER_MS: f64 = 100.0 * 365.0 * 86_400_000.0;
 /// Parses a blocking timeout in seconds as Redis 7.0 does: a long double, converted to
 /// milliseconds rounding up; 0 (including tiny negatives that round to 0) means forever.
 fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, Reply> {
-    let secs = tandem_protocol::number::parse_f64(arg)
+    let secs = number::parse_f64(arg)
         .ok_or_else(|| Reply::error("ERR timeout is not a float or out of range"))?;
     let ms = (secs * 1000.0).ceil();
     // Redis converts to a signed 64-bit integer: infinities and out-of-range values become
-    // LLONG_MIN there, hence "negative".
-    if !ms.is_finite() || ms >= 9.223_372_036_854_775_807e18 || ms < 0.0 {
+    // LLONG_MIN there, hence "negative" (NaN cannot occur: parse_f64 rejects it).
+    if !(0.0..i64::MAX as f64).contains(&ms) {
         return Err(Reply::error("ERR timeout is negative"));
     }
     if ms == 0.0 || ms > FOREVER_MS {
@@ -534,7 +548,7 @@ pub fn try_blocking(ctx: &mut Ctx, cmd: Cmd, args: &[Bytes]) -> Result<Option<Re
             let Some(v) = move_one(ctx, &args[1], &args[2], from, to)? else {
                 return Ok(None);
             };
-            ctx.propagate = vec![if cmd == Cmd::BLMove {
+            ctx.propagate.push(if cmd == Cmd::BLMove {
                 vec![
                     Bytes::from_static(b"LMOVE"),
                     args[1].clone(),
@@ -548,7 +562,7 @@ pub fn try_blocking(ctx: &mut Ctx, cmd: Cmd, args: &[Bytes]) -> Result<Option<Re
                     args[1].clone(),
                     args[2].clone(),
                 ]
-            }];
+            });
             Ok(Some(Reply::Bulk(v)))
         }
         _ => {
@@ -567,7 +581,8 @@ pub fn try_blocking(ctx: &mut Ctx, cmd: Cmd, args: &[Bytes]) -> Result<Option<Re
                 ctx.remove_if_empty(key);
                 ctx.modified(key);
                 let name: &'static [u8] = if end == End::Left { b"LPOP" } else { b"RPOP" };
-                ctx.propagate = vec![vec![Bytes::from_static(name), key.clone()]];
+                ctx.propagate
+                    .push(vec![Bytes::from_static(name), key.clone()]);
                 return Ok(Some(Reply::Array(vec![
                     Reply::Bulk(key.clone()),
                     Reply::Bulk(v.to_bytes()),

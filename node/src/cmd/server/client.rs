@@ -315,7 +315,7 @@ fn kill(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         c.request_kill();
         return Ok(Reply::Ok);
     }
-    if args.len() % 2 != 0 {
+    if args.len() % 2 == 1 {
         return Err(args::syntax_error());
     }
     let mut id = None;

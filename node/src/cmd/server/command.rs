@@ -96,6 +96,11 @@ fn statuses(words: &str) -> Vec<Reply> {
         .collect()
 }
 
+/// Command tips: a set of bulk strings.
+fn tips_set(tips: &str) -> Reply {
+    Reply::Set(tips.split_whitespace().map(Reply::bulk_str).collect())
+}
+
 fn acl_set(acl: &str) -> Reply {
     Reply::Set(
         acl.split_whitespace()
@@ -133,9 +138,9 @@ fn movable(cmd: Cmd) -> Option<Movable> {
 /// the command's flags.
 fn key_flags(spec: &CommandSpec) -> &'static [&'static str] {
     if spec.is_write() {
-        &["RW", "UPDATE"]
+        &["RW", "update"]
     } else if spec.has(Flags::READONLY) {
-        &["RO", "ACCESS"]
+        &["RO", "access"]
     } else {
         &["RO"]
     }
@@ -191,10 +196,18 @@ fn key_specs(spec: &CommandSpec) -> Reply {
     let flags = key_flags(spec);
     let mut out = Vec::new();
     match movable(spec.cmd) {
-        Some(Movable::NumKeys(i)) => out.push(key_spec(&["RO", "ACCESS"], begin_index(i as i64), find_keynum())),
+        Some(Movable::NumKeys(i)) => out.push(key_spec(
+            &["RO", "access"],
+            begin_index(i as i64),
+            find_keynum(),
+        )),
         Some(Movable::DestNumKeys) => {
-            out.push(key_spec(&["OW", "UPDATE"], begin_index(1), find_range(0, 1)));
-            out.push(key_spec(&["RO", "ACCESS"], begin_index(2), find_keynum()));
+            out.push(key_spec(
+                &["OW", "update"],
+                begin_index(1),
+                find_range(0, 1),
+            ));
+            out.push(key_spec(&["RO", "access"], begin_index(2), find_keynum()));
         }
         None if spec.first_key > 0 => {
             let last = if spec.last_key < 0 {
@@ -210,7 +223,7 @@ fn key_specs(spec: &CommandSpec) -> Reply {
         }
         None => {}
     }
-    Reply::Array(out)
+    Reply::Set(out)
 }
 
 fn sub_info(s: &Sub) -> Reply {
@@ -222,32 +235,40 @@ fn sub_info(s: &Sub) -> Reply {
         Reply::Int(s.keys.1 as i64),
         Reply::Int(s.keys.2 as i64),
         acl_set(s.acl),
-        Reply::Set(statuses(s.tips)),
-        Reply::Array(vec![]),
-        Reply::Array(vec![]),
+        tips_set(s.tips),
+        Reply::Set(vec![]),
+        Reply::Set(vec![]),
     ])
 }
 
 /// One command's COMMAND INFO entry: `[name, arity, flags, first, last, step, acl
 /// categories, tips, key specs, subcommands]`.
+///
+/// A container command (CLIENT, CONFIG, OBJECT...) reports no flags or keys of its own, as
+/// in Redis: its subcommands carry them.
 fn cmd_info(spec: &CommandSpec) -> Reply {
     let doc = doc_of(spec);
+    let subs: Vec<Reply> = subs_of(spec.name).map(sub_info).collect();
+    let (flags, keys, specs) = if subs.is_empty() {
+        (
+            flag_words(spec),
+            (spec.first_key, spec.last_key, spec.key_step),
+            key_specs(spec),
+        )
+    } else {
+        (vec![], (0, 0, 0), Reply::Set(vec![]))
+    };
     Reply::Array(vec![
         Reply::bulk_str(spec.name),
         Reply::Int(spec.arity as i64),
-        Reply::Set(
-            flag_words(spec)
-                .into_iter()
-                .map(Reply::status)
-                .collect(),
-        ),
-        Reply::Int(spec.first_key as i64),
-        Reply::Int(spec.last_key as i64),
-        Reply::Int(spec.key_step as i64),
+        Reply::Set(flags.into_iter().map(Reply::status).collect()),
+        Reply::Int(keys.0 as i64),
+        Reply::Int(keys.1 as i64),
+        Reply::Int(keys.2 as i64),
         acl_set(doc.map_or("", |d| d.acl)),
-        Reply::Set(statuses(doc.map_or("", |d| d.tips))),
-        key_specs(spec),
-        Reply::Array(subs_of(spec.name).map(sub_info).collect()),
+        tips_set(doc.map_or("", |d| d.tips)),
+        specs,
+        Reply::Set(subs),
     ])
 }
 
@@ -261,10 +282,7 @@ fn target_info(t: &Target) -> Reply {
 fn cmd_docs(spec: &CommandSpec) -> Reply {
     let doc = doc_of(spec);
     let mut pairs = vec![
-        (
-            "summary",
-            Reply::bulk_str(doc.map_or("", |d| d.summary)),
-        ),
+        ("summary", Reply::bulk_str(doc.map_or("", |d| d.summary))),
         ("since", Reply::bulk_str(doc.map_or("1.0.0", |d| d.since))),
         ("group", Reply::bulk_str(spec.group.as_str())),
     ];
@@ -317,7 +335,23 @@ pub fn get_keys(args: &[Bytes]) -> Result<(&'static CommandSpec, Vec<usize>), Re
             }
             dest.into_iter().chain(at + 1..=at + n).collect()
         }
-        None => spec.key_indices(args.len()).collect(),
+        None => match args.get(1).and_then(|sub| find_sub(spec.name, sub)) {
+            // A subcommand's own key positions (OBJECT ENCODING key, MEMORY USAGE key).
+            Some(sub) if sub.keys.0 > 0 => {
+                let (first, last, step) = sub.keys;
+                let last = if last < 0 {
+                    args.len() as i32 + last
+                } else {
+                    last.min(args.len() as i32 - 1)
+                };
+                (first..=last)
+                    .step_by(step.max(1) as usize)
+                    .map(|i| i as usize)
+                    .collect()
+            }
+            Some(_) => Vec::new(),
+            None => spec.key_indices(args.len()).collect(),
+        },
     };
     if keys.is_empty() {
         return Err(Reply::error("ERR The command has no key arguments"));
@@ -471,7 +505,9 @@ mod tests {
     use super::*;
 
     fn b(v: &[&str]) -> Vec<Bytes> {
-        v.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect()
+        v.iter()
+            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+            .collect()
     }
 
     #[test]
@@ -485,7 +521,17 @@ mod tests {
     fn getkeys() {
         let (_, k) = get_keys(&b(&["mset", "a", "1", "b", "2"])).unwrap();
         assert_eq!(k, vec![1, 3]);
-        let (_, k) = get_keys(&b(&["zunionstore", "d", "2", "a", "b", "weights", "1", "2"])).unwrap();
+        let (_, k) = get_keys(&b(&[
+            "zunionstore",
+            "d",
+            "2",
+            "a",
+            "b",
+            "weights",
+            "1",
+            "2",
+        ]))
+        .unwrap();
         assert_eq!(k, vec![1, 3, 4]);
         let (_, k) = get_keys(&b(&["zunion", "2", "a", "b"])).unwrap();
         assert_eq!(k, vec![2, 3]);
@@ -493,20 +539,32 @@ mod tests {
         assert!(get_keys(&b(&["ping"])).is_err());
         assert!(get_keys(&b(&["nope"])).is_err());
         assert!(get_keys(&b(&["get"])).is_err());
+        let (_, k) = get_keys(&b(&["memory", "usage", "k"])).unwrap();
+        assert_eq!(k, vec![2]);
+        let (_, k) = get_keys(&b(&["object", "encoding", "k"])).unwrap();
+        assert_eq!(k, vec![2]);
+        assert!(get_keys(&b(&["object", "help"])).is_err());
     }
 
     #[test]
     fn subcommand_errors() {
-        let e = subcommand("client", &b(&["client", "setname"])).err().unwrap();
+        let e = subcommand("client", &b(&["client", "setname"]))
+            .err()
+            .unwrap();
         assert_eq!(
             e,
             Reply::error("ERR wrong number of arguments for 'client|setname' command")
         );
-        let e = subcommand("client", &b(&["client", "bogus"])).err().unwrap();
+        let e = subcommand("client", &b(&["client", "bogus"]))
+            .err()
+            .unwrap();
         assert_eq!(
             e,
             Reply::error("ERR unknown subcommand 'bogus'. Try CLIENT HELP.")
         );
-        assert_eq!(subcommand("client", &b(&["client", "ID"])).unwrap().name, "id");
+        assert_eq!(
+            subcommand("client", &b(&["client", "ID"])).unwrap().name,
+            "id"
+        );
     }
 }

@@ -48,7 +48,9 @@ fn parse_int(v: &str, min: i64, max: i64) -> Result<i64, String> {
     let n = tandem_protocol::number::parse_i64(v.as_bytes())
         .ok_or_else(|| "argument couldn't be parsed into an integer".to_string())?;
     if n < min || n > max {
-        return Err(format!("argument must be between {min} and {max} inclusive"));
+        return Err(format!(
+            "argument must be between {min} and {max} inclusive"
+        ));
     }
     Ok(n)
 }
@@ -558,33 +560,168 @@ struct Extra {
 }
 
 static EXTRAS: &[Extra] = &[
-    Extra { name: "lazyfree-lazy-eviction", aliases: &[], kind: Kind::Bool, default: "no" },
-    Extra { name: "lazyfree-lazy-expire", aliases: &[], kind: Kind::Bool, default: "no" },
-    Extra { name: "lazyfree-lazy-server-del", aliases: &[], kind: Kind::Bool, default: "no" },
-    Extra { name: "lazyfree-lazy-user-del", aliases: &[], kind: Kind::Bool, default: "no" },
-    Extra { name: "lazyfree-lazy-user-flush", aliases: &[], kind: Kind::Bool, default: "no" },
-    Extra { name: "replica-lazy-flush", aliases: &["slave-lazy-flush"], kind: Kind::Bool, default: "no" },
-    Extra { name: "activerehashing", aliases: &[], kind: Kind::Bool, default: "yes" },
-    Extra { name: "activedefrag", aliases: &[], kind: Kind::Only("no"), default: "no" },
-    Extra { name: "dynamic-hz", aliases: &[], kind: Kind::Bool, default: "yes" },
-    Extra { name: "active-expire-effort", aliases: &[], kind: Kind::Int(1, 10), default: "1" },
-    Extra { name: "maxmemory-eviction-tenacity", aliases: &[], kind: Kind::Int(0, 100), default: "10" },
-    Extra { name: "slowlog-log-slower-than", aliases: &[], kind: Kind::Int(-1, i64::MAX), default: "10000" },
-    Extra { name: "slowlog-max-len", aliases: &[], kind: Kind::Int(0, i64::MAX), default: "128" },
-    Extra { name: "latency-monitor-threshold", aliases: &[], kind: Kind::Int(0, i64::MAX), default: "0" },
-    Extra { name: "latency-tracking", aliases: &[], kind: Kind::Bool, default: "yes" },
-    Extra { name: "notify-keyspace-events", aliases: &[], kind: Kind::Only(""), default: "" },
-    Extra { name: "busy-reply-threshold", aliases: &["lua-time-limit"], kind: Kind::Int(0, i64::MAX), default: "5000" },
-    Extra { name: "protected-mode", aliases: &[], kind: Kind::Bool, default: "yes" },
-    Extra { name: "stop-writes-on-bgsave-error", aliases: &[], kind: Kind::Bool, default: "yes" },
-    Extra { name: "rdbcompression", aliases: &[], kind: Kind::Bool, default: "yes" },
-    Extra { name: "rdbchecksum", aliases: &[], kind: Kind::Bool, default: "yes" },
-    Extra { name: "repl-diskless-sync-delay", aliases: &[], kind: Kind::Int(0, INT_MAX), default: "5" },
-    Extra { name: "repl-ping-replica-period", aliases: &["repl-ping-slave-period"], kind: Kind::Int(1, INT_MAX), default: "10" },
-    Extra { name: "daemonize", aliases: &[], kind: Kind::Immutable, default: "no" },
-    Extra { name: "io-threads", aliases: &[], kind: Kind::Immutable, default: "1" },
-    Extra { name: "cluster-enabled", aliases: &[], kind: Kind::Immutable, default: "no" },
-    Extra { name: "maxmemory-clients", aliases: &[], kind: Kind::Only("0"), default: "0" },
+    Extra {
+        name: "lazyfree-lazy-eviction",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "no",
+    },
+    Extra {
+        name: "lazyfree-lazy-expire",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "no",
+    },
+    Extra {
+        name: "lazyfree-lazy-server-del",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "no",
+    },
+    Extra {
+        name: "lazyfree-lazy-user-del",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "no",
+    },
+    Extra {
+        name: "lazyfree-lazy-user-flush",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "no",
+    },
+    Extra {
+        name: "replica-lazy-flush",
+        aliases: &["slave-lazy-flush"],
+        kind: Kind::Bool,
+        default: "no",
+    },
+    Extra {
+        name: "activerehashing",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "yes",
+    },
+    Extra {
+        name: "activedefrag",
+        aliases: &[],
+        kind: Kind::Only("no"),
+        default: "no",
+    },
+    Extra {
+        name: "dynamic-hz",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "yes",
+    },
+    Extra {
+        name: "active-expire-effort",
+        aliases: &[],
+        kind: Kind::Int(1, 10),
+        default: "1",
+    },
+    Extra {
+        name: "maxmemory-eviction-tenacity",
+        aliases: &[],
+        kind: Kind::Int(0, 100),
+        default: "10",
+    },
+    Extra {
+        name: "slowlog-log-slower-than",
+        aliases: &[],
+        kind: Kind::Int(-1, i64::MAX),
+        default: "10000",
+    },
+    Extra {
+        name: "slowlog-max-len",
+        aliases: &[],
+        kind: Kind::Int(0, i64::MAX),
+        default: "128",
+    },
+    Extra {
+        name: "latency-monitor-threshold",
+        aliases: &[],
+        kind: Kind::Int(0, i64::MAX),
+        default: "0",
+    },
+    Extra {
+        name: "latency-tracking",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "yes",
+    },
+    Extra {
+        name: "notify-keyspace-events",
+        aliases: &[],
+        kind: Kind::Only(""),
+        default: "",
+    },
+    Extra {
+        name: "busy-reply-threshold",
+        aliases: &["lua-time-limit"],
+        kind: Kind::Int(0, i64::MAX),
+        default: "5000",
+    },
+    Extra {
+        name: "protected-mode",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "yes",
+    },
+    Extra {
+        name: "stop-writes-on-bgsave-error",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "yes",
+    },
+    Extra {
+        name: "rdbcompression",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "yes",
+    },
+    Extra {
+        name: "rdbchecksum",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "yes",
+    },
+    Extra {
+        name: "repl-diskless-sync-delay",
+        aliases: &[],
+        kind: Kind::Int(0, INT_MAX),
+        default: "5",
+    },
+    Extra {
+        name: "repl-ping-replica-period",
+        aliases: &["repl-ping-slave-period"],
+        kind: Kind::Int(1, INT_MAX),
+        default: "10",
+    },
+    Extra {
+        name: "daemonize",
+        aliases: &[],
+        kind: Kind::Immutable,
+        default: "no",
+    },
+    Extra {
+        name: "io-threads",
+        aliases: &[],
+        kind: Kind::Immutable,
+        default: "1",
+    },
+    Extra {
+        name: "cluster-enabled",
+        aliases: &[],
+        kind: Kind::Immutable,
+        default: "no",
+    },
+    Extra {
+        name: "maxmemory-clients",
+        aliases: &[],
+        kind: Kind::Only("0"),
+        default: "0",
+    },
 ];
 
 /// The stored values of the extra parameters, at their Redis defaults.
@@ -720,7 +857,7 @@ fn set_failed(name: &str, msg: &str) -> Reply {
 /// CONFIG SET name value [name value ...]: all pairs are checked first; nothing changes
 /// unless every one is valid.
 fn set(ctx: &mut Ctx, pairs: &[Bytes]) -> CmdResult {
-    if pairs.len() % 2 != 0 {
+    if pairs.len() % 2 == 1 {
         return Err(args::wrong_arity("config|set"));
     }
     let mut cfg = NodeConfig::clone(&ctx.srv.config.load());

@@ -224,7 +224,8 @@ pub fn encoding(srv: &Server, v: &Value) -> &'static str {
             }
         }
         Value::Set(s) => {
-            if s.len() as u64 <= cfg.set_max_intset_entries && s.iter().all(|m| m.len() <= 20 && parse_i64(m).is_some())
+            if s.len() as u64 <= cfg.set_max_intset_entries
+                && s.iter().all(|m| m.len() <= 20 && parse_i64(m).is_some())
             {
                 "intset"
             } else {
@@ -315,9 +316,9 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         ("listpack", 3) => match peek(ctx, &args[2]).map(|e| e.value.clone()) {
             None => Err(Reply::error(args::ERR_NO_SUCH_KEY)),
-            Some(v) if encoding(ctx.srv, &v) == "listpack" => Ok(Reply::status(
-                "Listpack structure printed on stdout",
-            )),
+            Some(v) if encoding(ctx.srv, &v) == "listpack" => {
+                Ok(Reply::status("Listpack structure printed on stdout"))
+            }
             Some(_) => Err(Reply::error("ERR Not a listpack encoded object.")),
         },
         ("stringmatch-len", 2) => {
@@ -397,6 +398,8 @@ fn protocol(proto: Protocol, kind: &[u8]) -> CmdResult {
     Ok(match args::lower(kind).as_str() {
         "string" => Reply::bulk_str("Hello World"),
         "integer" => Reply::Int(12345),
+        // Redis's exact test value, not an approximation of pi.
+        #[allow(clippy::approx_constant)]
         "double" => Reply::Double(3.141),
         "bignum" => {
             let n = "1234567999999999999999999999999999999";

@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tandem_protocol::command::COMMANDS;
-use tandem_protocol::glob;
 use tandem_protocol::Reply;
 
 use super::bytes_to_human;
@@ -191,7 +190,12 @@ fn server(srv: &Server, out: &mut String) {
     field!(out, "uptime_in_days", "{}", uptime / 86400);
     field!(out, "hz", "{}", cfg.hz);
     field!(out, "configured_hz", "{}", cfg.hz);
-    field!(out, "lru_clock", "{}", (now_us / 1_000_000) & ((1 << 24) - 1));
+    field!(
+        out,
+        "lru_clock",
+        "{}",
+        (now_us / 1_000_000) & ((1 << 24) - 1)
+    );
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
@@ -275,8 +279,7 @@ impl MemFigures {
             .all()
             .iter()
             .map(|c| {
-                (c.query_buf.load(Ordering::Relaxed) + c.output_buf.load(Ordering::Relaxed))
-                    as u64
+                (c.query_buf.load(Ordering::Relaxed) + c.output_buf.load(Ordering::Relaxed)) as u64
                     + 1024
             })
             .sum();
@@ -336,7 +339,12 @@ fn memory(ctx: &mut Ctx, out: &mut String) {
     field!(out, "allocator_active", "{}", m.used);
     field!(out, "allocator_resident", "{}", m.rss);
     field!(out, "total_system_memory", "{sysmem}");
-    field!(out, "total_system_memory_human", "{}", bytes_to_human(sysmem));
+    field!(
+        out,
+        "total_system_memory_human",
+        "{}",
+        bytes_to_human(sysmem)
+    );
     field!(out, "used_memory_lua", "0");
     field!(out, "used_memory_vm_eval", "0");
     field!(out, "used_memory_lua_human", "0B");
@@ -351,7 +359,12 @@ fn memory(ctx: &mut Ctx, out: &mut String) {
     field!(out, "used_memory_scripts", "0");
     field!(out, "used_memory_scripts_human", "0B");
     field!(out, "maxmemory", "{}", cfg.maxmemory.0);
-    field!(out, "maxmemory_human", "{}", bytes_to_human(cfg.maxmemory.0));
+    field!(
+        out,
+        "maxmemory_human",
+        "{}",
+        bytes_to_human(cfg.maxmemory.0)
+    );
     field!(out, "maxmemory_policy", "{}", cfg.maxmemory_policy.as_str());
     field!(out, "allocator_frag_ratio", "1.00");
     field!(out, "allocator_frag_bytes", "0");
@@ -509,7 +522,12 @@ fn stats(srv: &Server, out: &mut String) {
         "{}",
         ld(&st.unexpected_error_replies)
     );
-    field!(out, "total_error_replies", "{}", ld(&st.total_error_replies));
+    field!(
+        out,
+        "total_error_replies",
+        "{}",
+        ld(&st.total_error_replies)
+    );
     field!(out, "dump_payload_sanitizations", "0");
     field!(out, "total_reads_processed", "0");
     field!(out, "total_writes_processed", "0");
@@ -638,13 +656,6 @@ fn keyspace(ctx: &mut Ctx, out: &mut String) {
     }
 }
 
-/// Whether `pattern` (a glob) names any INFO section; used by tests of the section list.
-pub fn is_section(name: &str) -> bool {
-    SECTIONS
-        .iter()
-        .any(|(n, _)| glob::matches(name.as_bytes(), n.as_bytes(), true))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -653,8 +664,6 @@ mod tests {
     fn proc_parsing() {
         assert_eq!(proc_kb("VmRSS:\t  1234 kB\n", "VmRSS:"), 1234 * 1024);
         assert_eq!(proc_kb("nothing", "VmRSS:"), 0);
-        assert!(is_section("keyspace"));
-        assert!(!is_section("nope"));
     }
 
     #[test]

@@ -91,7 +91,11 @@ pub fn usage(srv: &Server, key: &[u8], e: &Entry, samples: usize) -> usize {
                 8 + 8 * s.len()
             } else {
                 dict_table(s.len())
-                    + sampled(s.len(), samples, s.iter().map(|m| DICT_ENTRY + sds(m.len())))
+                    + sampled(
+                        s.len(),
+                        samples,
+                        s.iter().map(|m| DICT_ENTRY + sds(m.len())),
+                    )
             }
         }
         Value::ZSet(z) => {
@@ -224,8 +228,14 @@ fn stats(ctx: &mut Ctx) -> Reply {
         out.push((
             b(&format!("db.{i}")),
             Reply::Map(vec![
-                (b("overhead.hashtable.main"), int((*k * 24 + dict_table(*k)) as u64)),
-                (b("overhead.hashtable.expires"), int((*e * 24 + dict_table(*e)) as u64)),
+                (
+                    b("overhead.hashtable.main"),
+                    int((*k * 24 + dict_table(*k)) as u64),
+                ),
+                (
+                    b("overhead.hashtable.expires"),
+                    int((*e * 24 + dict_table(*e)) as u64),
+                ),
             ]),
         ));
     }
