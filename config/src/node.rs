@@ -114,7 +114,7 @@ impl Default for NodeConfig {
             replica_announce_port: None,
             min_replicas_to_write: 0,
             min_replicas_max_lag: 10,
-            hash_max_listpack_entries: 128,
+            hash_max_listpack_entries: 512,
             hash_max_listpack_value: 64,
             set_max_intset_entries: 512,
             zset_max_listpack_entries: 128,
