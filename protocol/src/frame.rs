@@ -514,6 +514,41 @@ mod tests {
     }
 
     #[test]
+    fn random_input_never_panics_or_loops() {
+        // xorshift: deterministic garbage, biased towards RESP's own bytes.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let alphabet = b"*$:+-\r\n0123456789 \"'\\x\0abc";
+        for _ in 0..20_000 {
+            let mut buf = BytesMut::new();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 64) as usize;
+            for _ in 0..len {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let c = if x % 3 == 0 {
+                    (x >> 8) as u8
+                } else {
+                    alphabet[(x as usize >> 8) % alphabet.len()]
+                };
+                buf.put_u8(c);
+            }
+            let d = RequestDecoder::default();
+            // Each call must consume bytes, ask for more, or fail: never spin.
+            for _ in 0..256 {
+                let before = buf.len();
+                match d.decode(&mut buf) {
+                    Ok(Some(_)) if buf.len() < before => continue,
+                    Ok(Some(_)) => panic!("decoded without consuming input"),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+    }
+
+    #[test]
     fn limits_are_enforced_before_buffering() {
         assert_eq!(
             dec(b"*3000000\r\n").unwrap_err().0,
