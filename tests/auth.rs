@@ -80,7 +80,7 @@ fn hello_with_auth() {
         let mut c = Raw::connect(p.port);
         assert_eq!(
             c.cmd(&["HELLO", "3"]).err_text(),
-            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
             "{who}"
         );
         assert_eq!(
