@@ -192,16 +192,7 @@ fn run_node(args: NodeArgs) -> ExitCode {
     };
     init_logging(&config.loglevel);
     let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(
-            std::env::var("TANDEM_THREADS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| {
-                    std::thread::available_parallelism()
-                        .map(|n| n.get())
-                        .unwrap_or(2)
-                }),
-        )
+        .worker_threads(1)
         .enable_all()
         .build()
     {

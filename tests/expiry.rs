@@ -111,7 +111,8 @@ fn active_expiry_removes_keys_nobody_reads() {
     }
     p.cmd("SELECT").arg(0).ignore();
     let _: () = p.query(&mut c).unwrap();
-    assert_eq!(dbsize(&mut c), 5100);
+    // (Some may already be gone on a loaded machine.)
+    assert!(dbsize(&mut c) <= 5100);
     // DBSIZE counts keys without looking at them, so only active expiry can shrink it.
     assert!(
         eventually(Duration::from_secs(10), || dbsize(&mut c) == 100),

@@ -283,8 +283,8 @@ fn inline_commands() {
     assert_eq!(c.read(), Resp::bulk("A\n\t\""));
     c.send(b"ECHO 'it\\'s'\r\n");
     assert_eq!(c.read(), Resp::bulk("it's"));
-    // NUL bytes separate like spaces (a NUL once made the splitter loop forever).
-    c.send(b"ECHO\0nul\0\r\n");
+    // A NUL ends the inline line (it once made the splitter loop forever).
+    c.send(b"ECHO nul\0ignored \"\r\n");
     assert_eq!(c.read(), Resp::bulk("nul"));
     c.send(b"   ping    \r\n");
     assert_eq!(c.read(), Resp::Simple("PONG".into()));

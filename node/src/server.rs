@@ -155,6 +155,7 @@ pub async fn run(
     let mut stop = srv.shutdown_signal();
     tokio::pin!(shutdown);
     let sessions = tokio_util_tracker::Tracker::default();
+    let workers = io_workers::Workers::start(srv.clone())?;
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
@@ -178,8 +179,18 @@ pub async fn run(
                     continue;
                 }
                 let srv2 = srv.clone();
-                sessions.spawn(async move {
-                    crate::session::serve(srv2, stream, peer).await;
+                let stream = match stream.into_std() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(%peer, error = %e, "cannot hand the connection to a worker");
+                        continue;
+                    }
+                };
+                sessions.spawn_on(workers.next(), async move {
+                    match tokio::net::TcpStream::from_std(stream) {
+                        Ok(stream) => crate::session::serve(srv2, stream, peer).await,
+                        Err(e) => tracing::warn!(%peer, error = %e, "cannot register the connection"),
+                    }
                 });
             }
         }
@@ -204,10 +215,14 @@ mod tokio_util_tracker {
     }
 
     impl Tracker {
-        pub fn spawn<F: std::future::Future<Output = ()> + Send + 'static>(&self, f: F) {
+        pub fn spawn_on<F: std::future::Future<Output = ()> + Send + 'static>(
+            &self,
+            rt: &tokio::runtime::Handle,
+            f: F,
+        ) {
             let inner = self.inner.clone();
             inner.0.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
+            rt.spawn(async move {
                 f.await;
                 if inner.0.fetch_sub(1, Ordering::SeqCst) == 1 {
                     inner.1.notify_waiters();
@@ -230,6 +245,86 @@ mod tokio_util_tracker {
                     break;
                 }
             }
+        }
+    }
+}
+
+/// Connection workers, thread-per-core: each OS thread runs its own single-threaded tokio
+/// runtime and owns the connections handed to it (round robin), as Redis's event loop owns
+/// its clients. No task migrates between threads, so a pipelined client never pays for
+/// cross-thread wake-ups; the keyspace shards are what the threads share.
+mod io_workers {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::Server;
+
+    pub struct Workers {
+        handles: Vec<tokio::runtime::Handle>,
+        next: AtomicUsize,
+    }
+
+    /// Number of connection threads: `TANDEM_THREADS`, else one per core.
+    fn count() -> usize {
+        std::env::var("TANDEM_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|n: &usize| *n > 0)
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2)
+            })
+    }
+
+    impl Workers {
+        pub fn start(srv: Arc<Server>) -> std::io::Result<Workers> {
+            let mut handles = Vec::new();
+            for i in 0..count() {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let mut stop = srv.shutdown_signal();
+                std::thread::Builder::new()
+                    .name(format!("tandem-io-{i}"))
+                    .spawn(move || {
+                        let rt = match tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                        {
+                            Ok(rt) => rt,
+                            Err(e) => {
+                                tracing::error!(error = %e, "cannot start a connection worker");
+                                return;
+                            }
+                        };
+                        let _ = tx.send(rt.handle().clone());
+                        // Runs the thread's connections until the server shuts down.
+                        rt.block_on(async move {
+                            while !*stop.borrow() {
+                                if stop.changed().await.is_err() {
+                                    break;
+                                }
+                            }
+                            // Give sessions a moment to see the shutdown and close.
+                            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                        });
+                    })?;
+                match rx.recv() {
+                    Ok(h) => handles.push(h),
+                    Err(_) => {
+                        return Err(std::io::Error::other("a connection worker failed to start"));
+                    }
+                }
+            }
+            Ok(Workers {
+                handles,
+                next: AtomicUsize::new(0),
+            })
+        }
+
+        /// The runtime of the next worker, round robin.
+        pub fn next(&self) -> &tokio::runtime::Handle {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            &self.handles[i % self.handles.len()]
         }
     }
 }

@@ -256,35 +256,64 @@ impl RequestDecoder {
         if buf[0] != b'*' {
             return self.decode_inline(buf);
         }
-        match self.check_multibulk(buf)? {
-            Guard::Incomplete => return Ok(None),
-            Guard::Empty(len) => {
-                let _ = buf.split_to(len);
+        use redis_protocol::resp2::types::RangeFrame;
+        // Complete frames (the common case) are decoded by redis-protocol as ranges into the
+        // buffer and checked against the limits from those ranges; only an incomplete frame
+        // is scanned by the guard, so a peer can never make us buffer past the limits.
+        let decoded = match redis_protocol::resp2::decode::decode_range(buf) {
+            Ok(d) => d,
+            Err(e) => {
+                // Report Redis's message when the guard recognises the problem.
+                self.check_multibulk(buf)?;
+                return Err(ProtocolError(format!("{e}")));
+            }
+        };
+        let Some((frame, amt)) = decoded else {
+            return match self.check_multibulk(buf)? {
+                Guard::Empty(len) => {
+                    let _ = buf.split_to(len);
+                    Ok(Some(Vec::new()))
+                }
+                Guard::Incomplete | Guard::Complete => Ok(None),
+            };
+        };
+        let items = match frame {
+            RangeFrame::Array(items) => items,
+            RangeFrame::Null => {
+                let _ = buf.split_to(amt);
                 return Ok(Some(Vec::new()));
             }
-            Guard::Complete => {}
+            _ => return Err(ProtocolError("invalid multibulk length".into())),
+        };
+        if items.len() as u64 > self.limits.max_multibulk {
+            return Err(ProtocolError("invalid multibulk length".into()));
         }
-        use redis_protocol::resp2::types::BytesFrame;
-        match redis_protocol::resp2::decode::decode_bytes_mut(buf) {
-            Ok(Some((BytesFrame::Array(items), _, _))) => {
-                let mut args = Vec::with_capacity(items.len());
-                for item in items {
-                    match item {
-                        BytesFrame::BulkString(b) => args.push(b),
-                        other => {
-                            return Err(ProtocolError(format!(
-                                "expected '$', got '{}'",
-                                kind_char(&other)
-                            )))
-                        }
+        for item in &items {
+            match item {
+                RangeFrame::BulkString((a, b)) => {
+                    if (b - a) as u64 > self.limits.max_bulk_len {
+                        return Err(ProtocolError("invalid bulk length".into()));
                     }
                 }
-                Ok(Some(args))
+                // `$-1` inside a request.
+                RangeFrame::Null => return Err(ProtocolError("invalid bulk length".into())),
+                other => {
+                    return Err(ProtocolError(format!(
+                        "expected '$', got '{}'",
+                        range_kind_char(other)
+                    )))
+                }
             }
-            Ok(Some((_, _, _))) => Err(ProtocolError("invalid multibulk length".into())),
-            Ok(None) => Ok(None),
-            Err(e) => Err(ProtocolError(format!("{e}"))),
         }
+        let frozen = buf.split_to(amt).freeze();
+        let args = items
+            .iter()
+            .map(|item| match item {
+                RangeFrame::BulkString((a, b)) => frozen.slice(*a..*b),
+                _ => Bytes::new(),
+            })
+            .collect();
+        Ok(Some(args))
     }
 
     /// Checks the multibulk header and every bulk length against the limits without
@@ -354,6 +383,25 @@ impl RequestDecoder {
     }
 }
 
+/// A RESP length: optional '-', then decimal digits (no allocation, no UTF-8 pass).
+fn parse_len(s: &[u8]) -> Option<i64> {
+    let (neg, digits) = match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + (c - b'0') as i64;
+    }
+    Some(if neg { -v } else { v })
+}
+
 enum Guard {
     Incomplete,
     Empty(usize),
@@ -374,15 +422,13 @@ fn read_len_line(buf: &[u8], start: usize, max: usize) -> Result<Option<(Option<
     if rest.len() < cr + 2 {
         return Ok(None);
     }
-    let num = std::str::from_utf8(&rest[..cr])
-        .ok()
-        .and_then(|s| s.parse::<i64>().ok());
+    let num = parse_len(&rest[..cr]);
     let num = if rest[cr + 1] == b'\n' { num } else { None };
     Ok(Some((num, start + cr + 2)))
 }
 
-fn kind_char(f: &redis_protocol::resp2::types::BytesFrame) -> char {
-    use redis_protocol::resp2::types::BytesFrame::*;
+fn range_kind_char(f: &redis_protocol::resp2::types::RangeFrame) -> char {
+    use redis_protocol::resp2::types::RangeFrame::*;
     match f {
         SimpleString(_) => '+',
         Error(_) => '-',
@@ -400,11 +446,11 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
     let mut i = 0;
     let n = line.len();
     loop {
-        // NUL ends an unquoted argument, so it must also be skipped between arguments.
-        while i < n && (line[i].is_ascii_whitespace() || line[i] == 0) {
+        while i < n && is_space(line[i]) {
             i += 1;
         }
-        if i >= n {
+        // Redis parses the line as a C string: a NUL ends it.
+        if i >= n || line[i] == 0 {
             return Some(args);
         }
         let mut cur = Vec::new();
@@ -435,7 +481,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                         other => other,
                     });
                 } else if c == b'"' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && !is_space(line[i + 1]) {
                         return None;
                     }
                     i += 1;
@@ -452,7 +498,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                     i += 1;
                     cur.push(b'\'');
                 } else if c == b'\'' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && !is_space(line[i + 1]) {
                         return None;
                     }
                     i += 1;
@@ -465,7 +511,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                     break;
                 }
                 match line[i] {
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => {
+                    c if is_space(c) || c == 0 => {
                         break;
                     }
                     b'"' => in_dq = true,
@@ -477,6 +523,11 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
         }
         args.push(cur);
     }
+}
+
+/// C's `isspace`, as `sdssplitargs` uses it (space, \t, \n, \v, \f, \r).
+fn is_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
 fn hex(c: u8) -> Option<u8> {
@@ -509,12 +560,38 @@ mod tests {
     }
 
     #[test]
-    fn nul_bytes_in_inline_requests_terminate() {
-        assert_eq!(
-            split_args(b"PING\0\0 x\0").unwrap(),
-            vec![b"PING".to_vec(), b"x".to_vec()]
-        );
-        assert_eq!(split_args(b"\0").unwrap(), Vec::<Vec<u8>>::new());
+    fn random_input_never_panics_or_loops() {
+        // xorshift: deterministic garbage, biased towards RESP's own bytes.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let alphabet = b"*$:+-\r\n0123456789 \"'\\x\0abc";
+        for _ in 0..20_000 {
+            let mut buf = BytesMut::new();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 64) as usize;
+            for _ in 0..len {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let c = if x % 3 == 0 {
+                    (x >> 8) as u8
+                } else {
+                    alphabet[(x as usize >> 8) % alphabet.len()]
+                };
+                buf.put_u8(c);
+            }
+            let d = RequestDecoder::default();
+            // Each call must consume bytes, ask for more, or fail: never spin.
+            for _ in 0..256 {
+                let before = buf.len();
+                match d.decode(&mut buf) {
+                    Ok(Some(_)) if buf.len() < before => continue,
+                    Ok(Some(_)) => panic!("decoded without consuming input"),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
     }
 
     #[test]
@@ -529,6 +606,7 @@ mod tests {
         );
         assert_eq!(dec(b"*1\r\n:5\r\n").unwrap_err().0, "expected '$', got ':'");
         assert_eq!(dec(b"*x\r\n").unwrap_err().0, "invalid multibulk length");
+        assert_eq!(dec(b"*1\r\n$-1\r\n").unwrap_err().0, "invalid bulk length");
         assert!(dec(&vec![b'a'; 70 * 1024]).is_err());
     }
 
