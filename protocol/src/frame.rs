@@ -574,7 +574,7 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                let c = if x % 3 == 0 {
+                let c = if x.is_multiple_of(3) {
                     (x >> 8) as u8
                 } else {
                     alphabet[(x as usize >> 8) % alphabet.len()]
