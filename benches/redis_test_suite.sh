@@ -41,7 +41,7 @@ for t in "${TESTS[@]}"; do
   PID=$!
   for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
   out=$(cd "$REDIS_SRC" && timeout 600 ./runtest --host 127.0.0.1 --port "$port" --tags -needs:repl \
-        --single "$t" --timeout 60 2>&1)
+        --single "$t" --timeout 60 2>&1 | sed 's/\x1b\[[0-9;]*m//g')
   ok=$(grep -c '\[ok\]' <<<"$out")
   err=$(grep -c '\[err\]' <<<"$out")
   note=""

@@ -57,6 +57,7 @@ pub enum Group {
     Transactions,
     Connection,
     Server,
+    Scripting,
 }
 
 impl Group {
@@ -72,6 +73,7 @@ impl Group {
             Group::Transactions => "transactions",
             Group::Connection => "connection",
             Group::Server => "server",
+            Group::Scripting => "scripting",
         }
     }
 }
@@ -327,6 +329,7 @@ commands! {
     Memory "memory" -2 0 0 0 [READONLY | KEYSPACE] Server;
     Slowlog "slowlog" -2 0 0 0 [ADMIN | LOADING | STALE] Server;
     Latency "latency" -2 0 0 0 [ADMIN | NOSCRIPT | LOADING | STALE] Server;
+    Function "function" -2 0 0 0 [NOSCRIPT] Scripting;
 }
 
 impl Cmd {

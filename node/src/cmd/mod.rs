@@ -203,6 +203,7 @@ fn dispatch(ctx: &mut Ctx, spec: &CommandSpec, args: &[Bytes]) -> CmdResult {
         Cmd::Memory => server::memory(ctx, args),
         Cmd::Slowlog => server::slowlog(ctx, args),
         Cmd::Latency => server::latency(ctx, args),
+        Cmd::Function => server::function(ctx, args),
     }
 }
 
