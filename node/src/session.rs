@@ -368,6 +368,15 @@ impl Session {
                 );
                 return After::Continue;
             }
+            // As Redis: a command that may grow memory is refused at queue time when over
+            // maxmemory, and the transaction is then aborted at EXEC.
+            if spec.has(Flags::DENYOOM) {
+                if let Err(oom) = crate::db::evict::make_room(&self.srv) {
+                    self.queue_failed();
+                    self.reject(spec, oom);
+                    return After::Continue;
+                }
+            }
             if let Some(m) = self.multi.as_mut() {
                 m.queued.push((spec, args));
             }

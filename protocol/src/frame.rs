@@ -263,8 +263,12 @@ impl RequestDecoder {
         let decoded = match redis_protocol::resp2::decode::decode_range(buf) {
             Ok(d) => d,
             Err(e) => {
-                // Report Redis's message when the guard recognises the problem.
-                self.check_multibulk(buf)?;
+                // Report Redis's message when the guard recognises the problem; a multibulk
+                // count <= 0 (`*-10`) is an empty request that Redis skips.
+                if let Guard::Empty(len) = self.check_multibulk(buf)? {
+                    let _ = buf.split_to(len);
+                    return Ok(Some(Vec::new()));
+                }
                 return Err(ProtocolError(format!("{e}")));
             }
         };
@@ -607,6 +611,7 @@ mod tests {
         assert_eq!(dec(b"*1\r\n:5\r\n").unwrap_err().0, "expected '$', got ':'");
         assert_eq!(dec(b"*x\r\n").unwrap_err().0, "invalid multibulk length");
         assert_eq!(dec(b"*1\r\n$-1\r\n").unwrap_err().0, "invalid bulk length");
+        assert_eq!(dec(b"*-10\r\n").unwrap(), Some(vec![]));
         assert!(dec(&vec![b'a'; 70 * 1024]).is_err());
     }
 
