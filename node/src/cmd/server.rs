@@ -258,27 +258,6 @@ pub fn bytes_to_human(n: u64) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn human_sizes() {
-        assert_eq!(bytes_to_human(0), "0B");
-        assert_eq!(bytes_to_human(1023), "1023B");
-        assert_eq!(bytes_to_human(1536), "1.50K");
-        assert_eq!(bytes_to_human(3 << 20), "3.00M");
-        assert_eq!(bytes_to_human(1 << 30), "1.00G");
-    }
-
-    #[test]
-    fn client_names() {
-        assert!(validate_client_name(b"ok-name").is_ok());
-        assert!(validate_client_name(b"bad name").is_err());
-        assert!(validate_client_name(b"bad\nname").is_err());
-    }
-}
-
 /// FUNCTION: Tandem has no scripting engine, so there are never any functions. FLUSH (which
 /// Redis's test harness sends before every test) and LIST/STATS answer truthfully for an
 /// empty library; LOAD and the rest are refused with a clear error.
@@ -307,5 +286,26 @@ pub fn function(_ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             "ERR unknown subcommand '{}'. Try FUNCTION HELP.",
             String::from_utf8_lossy(&args[1])
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(bytes_to_human(0), "0B");
+        assert_eq!(bytes_to_human(1023), "1023B");
+        assert_eq!(bytes_to_human(1536), "1.50K");
+        assert_eq!(bytes_to_human(3 << 20), "3.00M");
+        assert_eq!(bytes_to_human(1 << 30), "1.00G");
+    }
+
+    #[test]
+    fn client_names() {
+        assert!(validate_client_name(b"ok-name").is_ok());
+        assert!(validate_client_name(b"bad name").is_err());
+        assert!(validate_client_name(b"bad\nname").is_err());
     }
 }
