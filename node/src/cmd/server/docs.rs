@@ -198,6 +198,7 @@ pub static DOCS: &[Doc] = &[
     Doc { name: "memory", since: "4.0.0", acl: "slow", tips: "", summary: "Reports on memory usage" },
     Doc { name: "slowlog", since: "2.2.12", acl: "slow", tips: "", summary: "Inspects the slow queries log" },
     Doc { name: "latency", since: "2.8.13", acl: "slow", tips: "", summary: "Inspects latency events" },
+    Doc { name: "function", since: "7.0.0", acl: "slow", tips: "", summary: "A container for function commands" },
 ];
 
 pub static SUBCOMMANDS: &[Sub] = &[
