@@ -6,7 +6,7 @@
 //!   [`Reply`] values encoded for RESP2 or RESP3.
 //! - [`command`]: the static command table (name, arity, flags, key positions).
 //! - [`glob`]: Redis's glob-style pattern matching (KEYS, SCAN MATCH, PSUBSCRIBE, CONFIG GET).
-//! - [`number`]: Redis's number parsing and formatting rules (integers, doubles, memory units).
+//! - [`number`]: Redis's number parsing and formatting rules (integers, doubles).
 //! - [`client`]: a small async RESP client used by the sentinel, the proxy, the bench and tests.
 //! - [`types`]: shared vocabulary types (`NodeAddr`, `Role`, `Protocol`, ...).
 

@@ -1,5 +1,5 @@
 //! Redis's number rules in one place: strict integer parsing (`string2ll`), float parsing
-//! (`strtold` without NaN), float formatting as Redis prints it, and memory units (`1gb`).
+//! (`strtold` without NaN), and float formatting as Redis prints it.
 
 /// Parses a signed 64-bit integer exactly as Redis's `string2ll`: no spaces, no `+`,
 /// no leading zeros, nothing trailing.
@@ -131,29 +131,6 @@ pub fn format_f64_plain(v: f64) -> String {
     }
 }
 
-/// Parses a memory size with Redis's units (`100`, `1k`, `1kb`, `5mb`, `2gb`; `k` = 1000,
-/// `kb` = 1024), case-insensitive.
-pub fn parse_memory(s: &str) -> Option<u64> {
-    let t = s.trim().to_ascii_lowercase();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    if num.is_empty() {
-        return None;
-    }
-    let n: u64 = num.parse().ok()?;
-    let mul: u64 = match unit {
-        "" | "b" => 1,
-        "k" => 1000,
-        "kb" => 1024,
-        "m" => 1000 * 1000,
-        "mb" => 1024 * 1024,
-        "g" => 1000 * 1000 * 1000,
-        "gb" => 1024 * 1024 * 1024,
-        _ => return None,
-    };
-    n.checked_mul(mul)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,14 +172,5 @@ mod tests {
         assert_eq!(format_f64(-0.0), "-0");
         assert_eq!(format_f64_plain(10.5), "10.5");
         assert_eq!(format_f64_plain(5000.0), "5000");
-    }
-
-    #[test]
-    fn memory_units() {
-        assert_eq!(parse_memory("100"), Some(100));
-        assert_eq!(parse_memory("1kb"), Some(1024));
-        assert_eq!(parse_memory("1GB"), Some(1 << 30));
-        assert_eq!(parse_memory("1k"), Some(1000));
-        assert_eq!(parse_memory("x"), None);
     }
 }

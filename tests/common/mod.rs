@@ -3,6 +3,8 @@
 //! the process on drop. Tests never share ports or directories.
 #![allow(dead_code)]
 
+pub mod exact;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
