@@ -3,7 +3,8 @@
 //! with the same expectations.
 
 mod common;
-use common::{Proc, Raw, Resp};
+use common::compare::on_both_with;
+use common::{Raw, Resp};
 
 const NOAUTH: &str = "NOAUTH Authentication required.";
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
@@ -12,16 +13,9 @@ fn ok() -> Resp {
     Resp::Simple("OK".into())
 }
 
-fn on_both(extra: &[&str], f: impl Fn(&str, &Proc)) {
-    let node = Proc::node(extra);
-    f("tandem", &node);
-    let redis = Proc::redis_server(extra);
-    f("redis-server", &redis);
-}
-
 #[test]
 fn commands_need_auth_when_requirepass_is_set() {
-    on_both(&["--requirepass", "s3cret"], |who, p| {
+    on_both_with(&["--requirepass", "s3cret"], |who, p| {
         let mut c = Raw::connect(p.port);
         assert_eq!(c.cmd(&["PING"]).err_text(), NOAUTH, "{who}");
         assert_eq!(c.cmd(&["GET", "k"]).err_text(), NOAUTH, "{who}");
@@ -76,7 +70,7 @@ fn commands_need_auth_when_requirepass_is_set() {
 
 #[test]
 fn hello_with_auth() {
-    on_both(&["--requirepass", "s3cret"], |who, p| {
+    on_both_with(&["--requirepass", "s3cret"], |who, p| {
         let mut c = Raw::connect(p.port);
         assert_eq!(
             c.cmd(&["HELLO", "3"]).err_text(),
@@ -108,7 +102,7 @@ fn hello_with_auth() {
 
 #[test]
 fn auth_without_a_configured_password() {
-    on_both(&[], |who, p| {
+    on_both_with(&[], |who, p| {
         let mut c = Raw::connect(p.port);
         assert_eq!(
             c.cmd(&["AUTH", "anything"]).err_text(),
@@ -132,7 +126,7 @@ fn auth_without_a_configured_password() {
 
 #[test]
 fn redis_rs_authenticates_from_the_url() {
-    on_both(&["--requirepass", "s3cret"], |who, p| {
+    on_both_with(&["--requirepass", "s3cret"], |who, p| {
         let url = format!("redis://:s3cret@127.0.0.1:{}/", p.port);
         let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
         let pong: String = redis::cmd("PING").query(&mut c).unwrap();

@@ -3,20 +3,9 @@
 //! deadlines delete keys immediately.
 
 mod common;
+use common::compare::{dbsize, q};
 use common::{eventually, Proc};
 use std::time::{Duration, Instant};
-
-fn q<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> T {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
-fn dbsize(c: &mut redis::Connection) -> i64 {
-    q(c, &["DBSIZE"])
-}
 
 /// Sets `key` with PX 50, then polls `probe` until after the deadline; every answer given
 /// after the deadline must say "gone".

@@ -3,58 +3,9 @@
 //! WATCH, and RESP3 reply types.
 
 mod common;
+use common::compare::{q, run, same_as_redis, same_as_redis_on};
 use common::Proc;
 use std::collections::HashSet;
-
-/// Runs one command and renders its reply (or error text) for comparison. KEYS and SCAN
-/// replies are sorted (their order is unspecified).
-fn run(c: &mut redis::Connection, args: &[&str]) -> String {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    match cmd.query::<redis::Value>(c) {
-        Ok(redis::Value::Array(mut v)) if args[0].eq_ignore_ascii_case("KEYS") => {
-            v.sort_by_key(|x| format!("{x:?}"));
-            format!("{:?}", redis::Value::Array(v))
-        }
-        Ok(redis::Value::Array(mut v)) if args[0].eq_ignore_ascii_case("SCAN") && v.len() == 2 => {
-            if let redis::Value::Array(keys) = &mut v[1] {
-                keys.sort_by_key(|x| format!("{x:?}"));
-            }
-            format!("{:?}", redis::Value::Array(v))
-        }
-        Ok(v) => format!("{v:?}"),
-        Err(e) => format!("-{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or("")),
-    }
-}
-
-fn same_as_redis_on(url_suffix: &str, script: &[&[&str]]) {
-    let node = Proc::node(&[]);
-    let redis = Proc::redis_server(&[]);
-    let connect = |p: &Proc| {
-        redis::Client::open(format!("{}{}", p.url(), url_suffix))
-            .and_then(|c| c.get_connection())
-            .expect("connect")
-    };
-    let (mut a, mut b) = (connect(&node), connect(&redis));
-    for cmd in script {
-        let (x, y) = (run(&mut a, cmd), run(&mut b, cmd));
-        assert_eq!(x, y, "reply to {cmd:?} differs (tandem left, redis right)");
-    }
-}
-
-fn same_as_redis(script: &[&[&str]]) {
-    same_as_redis_on("", script)
-}
-
-fn q<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> T {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
 
 #[test]
 fn del_exists_type_touch_rename_match_redis() {

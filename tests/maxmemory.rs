@@ -3,21 +3,10 @@
 //! right victims, and `noeviction` refuses writes with Redis's OOM error.
 
 mod common;
+use common::compare::{dbsize, q};
 use common::Proc;
 
 const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
-
-fn q<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> T {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
-fn dbsize(c: &mut redis::Connection) -> i64 {
-    q(c, &["DBSIZE"])
-}
 
 /// Writes `n` keys `prefix:i` with 1 KiB values (optionally with a TTL), in pipelined
 /// batches; every write must succeed.

@@ -4,18 +4,12 @@
 //! Scenarios that must match Redis byte for byte also run against a real redis-server 7.0.
 
 mod common;
+use common::compare::on_both;
 use common::{eventually, Proc, Raw, Resp};
 use std::time::Duration;
 
 fn push3(kind: &str, name: &str, n: i64) -> Resp {
     Resp::Array(vec![Resp::bulk(kind), Resp::bulk(name), Resp::Int(n)])
-}
-
-fn on_both(f: impl Fn(&str, &Proc)) {
-    let node = Proc::node(&[]);
-    f("tandem", &node);
-    let redis = Proc::redis_server(&[]);
-    f("redis-server", &redis);
 }
 
 #[test]

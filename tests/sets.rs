@@ -3,6 +3,7 @@
 //! cursor-based commands guarantee (SPOP/SRANDMEMBER counts, SSCAN under deletions).
 
 mod common;
+use common::compare::same_script_as_redis;
 use common::{Proc, Raw, Resp};
 use std::collections::HashSet;
 
@@ -128,43 +129,9 @@ sscan nokey 0 foo
 sscan str 0
 ";
 
-/// Runs `script` (one command per line, `~` prefix = compare order-insensitively) on a fresh
-/// tandem node and a fresh redis-server 7.0, in RESP2 and RESP3, and asserts every reply is
-/// the same.
-fn assert_same_as_redis(script: &str) {
-    let node = Proc::node(&[]);
-    let redis = Proc::redis_server(&[]);
-    for (db, resp3) in [("1", false), ("2", true)] {
-        let mut a = Raw::connect(node.port);
-        let mut b = Raw::connect(redis.port);
-        for c in [&mut a, &mut b] {
-            if resp3 {
-                assert!(matches!(c.cmd(&["HELLO", "3"]), Resp::Map(_)));
-            }
-            assert_eq!(c.cmd(&["SELECT", db]), Resp::Simple("OK".into()));
-        }
-        for line in script.lines().map(str::trim).filter(|l| !l.is_empty()) {
-            let unordered = line.starts_with('~');
-            let args: Vec<&str> = line.trim_start_matches('~').split_whitespace().collect();
-            let (mut x, mut y) = (a.cmd(&args), b.cmd(&args));
-            if unordered {
-                sort_items(&mut x);
-                sort_items(&mut y);
-            }
-            assert_eq!(x, y, "`{line}` (resp3: {resp3}): tandem vs redis-server");
-        }
-    }
-}
-
-fn sort_items(r: &mut Resp) {
-    if let Resp::Array(v) | Resp::Set(v) = r {
-        v.sort_by_key(|e| format!("{e:?}"));
-    }
-}
-
 #[test]
 fn replies_match_redis_server() {
-    assert_same_as_redis(SCRIPT);
+    same_script_as_redis(SCRIPT);
 }
 
 fn members(r: Resp) -> Vec<String> {

@@ -3,39 +3,9 @@
 //! checked directly.
 
 mod common;
+use common::compare::{q, run, same_as_redis};
 use common::Proc;
 use std::time::{Duration, Instant};
-
-/// Runs one command and renders its reply (or error text) for comparison.
-fn run(c: &mut redis::Connection, args: &[&str]) -> String {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    match cmd.query::<redis::Value>(c) {
-        Ok(v) => format!("{v:?}"),
-        Err(e) => format!("-{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or("")),
-    }
-}
-
-/// Runs `script` on tandem and on redis-server and asserts identical replies.
-fn same_as_redis(script: &[&[&str]]) {
-    let node = Proc::node(&[]);
-    let redis = Proc::redis_server(&[]);
-    let (mut a, mut b) = (node.conn(), redis.conn());
-    for cmd in script {
-        let (x, y) = (run(&mut a, cmd), run(&mut b, cmd));
-        assert_eq!(x, y, "reply to {cmd:?} differs (tandem left, redis right)");
-    }
-}
-
-fn q<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> T {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
 
 #[test]
 fn get_set_and_options_match_redis() {

@@ -3,6 +3,7 @@
 //! are Redis's behaviour, not our reading of it.
 
 mod common;
+use common::compare::on_both;
 use common::{Proc, Raw, Resp};
 
 fn ok() -> Resp {
@@ -10,14 +11,6 @@ fn ok() -> Resp {
 }
 fn queued() -> Resp {
     Resp::Simple("QUEUED".into())
-}
-
-/// Runs `f` against tandem node and redis-server (the name says which one failed).
-fn on_both(f: impl Fn(&str, &Proc)) {
-    let node = Proc::node(&[]);
-    f("tandem", &node);
-    let redis = Proc::redis_server(&[]);
-    f("redis-server", &redis);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! the process on drop. Tests never share ports or directories.
 #![allow(dead_code)]
 
+pub mod compare;
 pub mod exact;
 
 use std::net::TcpListener;
