@@ -584,6 +584,7 @@ impl Session {
         }
         ctx.proto = self.proto;
         ctx.client = Some(&self.client);
+        ctx.in_exec = true;
         let mut replies = Vec::with_capacity(multi.queued.len());
         for (spec, args) in &multi.queued {
             let start = Instant::now();
