@@ -6,6 +6,7 @@
 //! - [`workload`]: command mixes, key choice (uniform or zipf), values, seeded per connection.
 //! - [`conn`]: one connection: handshake, writes, reply scanning without decoding.
 //! - [`load`]: the closed loop and the open loop (latency from the intended send time).
+//! - [`timer`]: sub-millisecond sleeps for the open loop's schedule.
 //! - [`histogram`]: per-command hdrhistograms, counts, errors by kind; `--hdr-out` files.
 //! - [`report`]: tables, the side-by-side comparison, JSON.
 //! - [`progress`]: the once-a-second line on a terminal.
@@ -18,6 +19,7 @@ pub mod load;
 pub mod progress;
 pub mod report;
 pub mod run;
+pub mod timer;
 pub mod workload;
 
 pub use args::BenchArgs;

@@ -362,7 +362,7 @@ async fn open_loop(
             }
             let at = due(next);
             if at > Instant::now() {
-                tokio::time::sleep_until(at.into()).await;
+                crate::timer::sleep_until(at).await;
             }
             out.clear();
             let now = Instant::now();
