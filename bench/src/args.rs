@@ -17,7 +17,11 @@ pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 pub struct BenchArgs {
     /// Endpoint to load (HOST:PORT). Repeat to run the same load against several targets one
     /// after another and compare them side by side (ratios to the first).
-    #[arg(long = "target", value_name = "HOST:PORT", default_value = "127.0.0.1:6379")]
+    #[arg(
+        long = "target",
+        value_name = "HOST:PORT",
+        default_value = "127.0.0.1:6379"
+    )]
     pub targets: Vec<String>,
     /// Connections (each its own task).
     #[arg(long, default_value_t = 50)]
@@ -122,7 +126,10 @@ impl BenchArgs {
         }
         let mode = match self.rate {
             Some(r) if !(r.is_finite() && r > 0.0) => {
-                return Err(bad("rate", "must be a positive number of requests per second"))
+                return Err(bad(
+                    "rate",
+                    "must be a positive number of requests per second",
+                ))
             }
             Some(rate) => Mode::Open { rate },
             None => Mode::Closed {
@@ -169,13 +176,14 @@ impl BenchArgs {
 
     /// Runtime worker threads to use.
     pub fn worker_threads(&self) -> usize {
-        self.threads.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-                .min(4)
-        })
-        .max(1)
+        self.threads
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+                    .min(4)
+            })
+            .max(1)
     }
 }
 
@@ -205,7 +213,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "us" => n / 1e6,
         "m" | "min" => n * 60.0,
         "h" => n * 3600.0,
-        other => return Err(format!("unknown unit {other:?} in {s:?} (use ms, s, m or h)")),
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {s:?} (use ms, s, m or h)"
+            ))
+        }
     };
     Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is out of range"))
 }
@@ -262,7 +274,10 @@ mod tests {
             (&["--requests", "0"], "--requests"),
             (&["--target", "nohost"], "--target"),
             (&["--target", "h:99999"], "--target"),
-            (&["--duration", "5s", "--requests", "3"], "cannot be used with"),
+            (
+                &["--duration", "5s", "--requests", "3"],
+                "cannot be used with",
+            ),
             (&["--workload", "nope"], "invalid value"),
         ] {
             let e = parse(flags).unwrap_err();

@@ -336,13 +336,10 @@ pub async fn fill_from<R: AsyncRead + Unpin>(
     target: &str,
 ) -> Result<(), ConnError> {
     buf.reserve(READ_CHUNK);
-    let n = stream
-        .read_buf(buf)
-        .await
-        .map_err(|source| ConnError::Io {
-            target: target.to_string(),
-            source,
-        })?;
+    let n = stream.read_buf(buf).await.map_err(|source| ConnError::Io {
+        target: target.to_string(),
+        source,
+    })?;
     if n == 0 {
         return Err(ConnError::Closed {
             target: target.to_string(),
@@ -408,7 +405,15 @@ mod tests {
 
     #[test]
     fn incomplete_replies_wait_for_more() {
-        for s in ["", "+O", "+OK\r", "$3\r\nab", "$3\r\nabc\r", "*2\r\n$1\r\na\r\n", "%1\r\n+a\r\n"] {
+        for s in [
+            "",
+            "+O",
+            "+OK\r",
+            "$3\r\nab",
+            "$3\r\nabc\r",
+            "*2\r\n$1\r\na\r\n",
+            "%1\r\n+a\r\n",
+        ] {
             assert_eq!(parse(s), None, "{s:?}");
         }
     }

@@ -225,7 +225,13 @@ pub fn write_hdr_log(path: &Path, histograms: &[Tagged<'_>]) -> Result<(), HdrOu
             let clean: String = h
                 .tag
                 .chars()
-                .map(|c| if matches!(c, ',' | ' ' | '\r' | '\n') { '_' } else { c })
+                .map(|c| {
+                    if matches!(c, ',' | ' ' | '\r' | '\n') {
+                        '_'
+                    } else {
+                        c
+                    }
+                })
                 .collect();
             log.write_histogram(h.histogram, h.start, h.length, Tag::new(&clean))
                 .map_err(|e| HdrOutError::Serialize {
@@ -239,8 +245,8 @@ pub fn write_hdr_log(path: &Path, histograms: &[Tagged<'_>]) -> Result<(), HdrOu
 
 /// Reads back an interval log written by [`write_hdr_log`]: (tag, histogram) pairs.
 pub fn read_hdr_log(bytes: &[u8]) -> Result<Vec<(String, Histogram<u64>)>, String> {
-    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
     use base64::Engine as _;
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
     use hdrhistogram::serialization::Deserializer;
     let mut out = Vec::new();
     let mut de = Deserializer::new();
@@ -253,7 +259,12 @@ pub fn read_hdr_log(bytes: &[u8]) -> Result<Vec<(String, Histogram<u64>)>, Strin
                 let h: Histogram<u64> = de
                     .deserialize(&mut raw.as_slice())
                     .map_err(|e| format!("{e:?}"))?;
-                out.push((ilh.tag().map(|t| t.as_str().to_string()).unwrap_or_default(), h));
+                out.push((
+                    ilh.tag()
+                        .map(|t| t.as_str().to_string())
+                        .unwrap_or_default(),
+                    h,
+                ));
             }
             LogEntry::StartTime(_) | LogEntry::BaseTime(_) => {}
         }
@@ -289,7 +300,10 @@ mod tests {
         assert_eq!(kinds["WRONGTYPE"], 2);
         assert_eq!(kinds["NOAUTH"], 1);
         assert_eq!(kinds["closed"], 2);
-        assert_eq!(a.commands().collect::<Vec<_>>(), [Command::Get, Command::Set]);
+        assert_eq!(
+            a.commands().collect::<Vec<_>>(),
+            [Command::Get, Command::Set]
+        );
         let all = a.all_latency();
         assert_eq!(all.len(), 4);
         assert_eq!(all.min(), 1);
@@ -306,7 +320,10 @@ mod tests {
         assert!((s.p50 - 0.5).abs() < 0.01, "{s:?}");
         assert!((s.p99 - 0.99).abs() < 0.01, "{s:?}");
         assert!((s.max - 2000.0).abs() < 2.0, "{s:?}");
-        assert_eq!(LatencySummary::of(&new_histogram()), LatencySummary::default());
+        assert_eq!(
+            LatencySummary::of(&new_histogram()),
+            LatencySummary::default()
+        );
     }
 
     #[test]

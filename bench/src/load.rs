@@ -56,9 +56,13 @@ pub enum Limit {
 /// Closed or open loop.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Mode {
-    Closed { pipeline: usize },
+    Closed {
+        pipeline: usize,
+    },
     /// Requests per second across all connections.
-    Open { rate: f64 },
+    Open {
+        rate: f64,
+    },
 }
 
 /// One run against one target.
@@ -185,9 +189,7 @@ pub async fn run(spec: LoadSpec, progress: Option<Arc<Progress>>) -> Result<Load
         let Some(conn) = conn else { continue };
         let shared = Arc::clone(&shared);
         match shared.spec.mode {
-            Mode::Closed { pipeline } => {
-                tasks.spawn(closed_loop(conn, i, pipeline.max(1), shared))
-            }
+            Mode::Closed { pipeline } => tasks.spawn(closed_loop(conn, i, pipeline.max(1), shared)),
             Mode::Open { rate } => tasks.spawn(open_loop(conn, i, clients, rate, shared)),
         };
     }
@@ -258,11 +260,11 @@ async fn closed_loop(
                     }
                     None => {
                         match drain {
-                            Some(d) => tokio::time::timeout_at(d.into(), c.fill())
-                                .await
-                                .map_err(|_| ConnError::Timeout {
+                            Some(d) => tokio::time::timeout_at(d.into(), c.fill()).await.map_err(
+                                |_| ConnError::Timeout {
                                     target: c.target.clone(),
-                                })??,
+                                },
+                            )??,
                             None => c.fill().await?,
                         }
                         now = Instant::now();

@@ -165,7 +165,7 @@ pub fn thousands(v: f64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -188,7 +188,15 @@ pub fn table(r: &TargetReport) -> String {
     let _ = writeln!(
         s,
         "{:<8} {:>11} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "command", "requests", "ops/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "errors"
+        "command",
+        "requests",
+        "ops/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms",
+        "errors"
     );
     let mut row = |name: &str, c: &CommandReport| {
         let l = &c.latency_ms;
@@ -226,6 +234,9 @@ pub fn table(r: &TargetReport) -> String {
     s
 }
 
+/// A comparison row: name, the figure, whether it is a count (no decimals).
+type Metric = (&'static str, fn(&TargetReport) -> f64, bool);
+
 /// Side-by-side figures of several targets, each with its ratio to the first.
 pub fn comparison(reports: &[TargetReport]) -> String {
     let mut s = String::new();
@@ -243,7 +254,7 @@ pub fn comparison(reports: &[TargetReport]) -> String {
         let _ = write!(s, " {:>width$}", r.target);
     }
     s.push('\n');
-    let metrics: [(&str, fn(&TargetReport) -> f64, bool); 8] = [
+    let metrics: [Metric; 8] = [
         ("ops/s", |r| r.total.ops_per_sec, true),
         ("p50 ms", |r| r.total.latency_ms.p50, false),
         ("p90 ms", |r| r.total.latency_ms.p90, false),

@@ -337,7 +337,10 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(g.next_into(&mut out), Command::Set);
         let text = String::from_utf8(out).unwrap();
-        assert!(text.starts_with("*3\r\n$3\r\nSET\r\n$16\r\nkey:000000000"), "{text}");
+        assert!(
+            text.starts_with("*3\r\n$3\r\nSET\r\n$16\r\nkey:000000000"),
+            "{text}"
+        );
         assert!(text.ends_with("\r\n$3\r\nxxx\r\n"), "{text}");
     }
 
