@@ -25,7 +25,12 @@ fn replica_of(m: &Proc) -> Proc {
 #[test]
 fn master_two_replicas_and_a_cascaded_replica_converge() {
     let m = Proc::node(&[]);
+    // Data before the replicas attach travels in the full-sync payload (disk-style for one
+    // replica, diskless for the others).
+    write_load(&mut m.conn(), 9, 800);
+    let _: () = q(&mut m.conn(), &["CONFIG", "SET", "repl-diskless-sync", "no"]);
     let r1 = replica_of(&m);
+    let _: () = q(&mut m.conn(), &["CONFIG", "SET", "repl-diskless-sync", "yes"]);
     let r2 = replica_of(&m);
     let r3 = replica_of(&r1);
     let mut c = m.conn();

@@ -508,7 +508,8 @@ async fn full_sync(
                 ids.second_offset = -1;
             });
         });
-    });
+    })
+    .map_err(|e| format!("cannot install the payload: {e}"))?;
     link.read_off.store(offset, Ordering::Relaxed);
     link.applied_off.store(offset, Ordering::Relaxed);
     tracing::info!(%replid, offset, "MASTER <-> REPLICA sync: finished with success");
