@@ -31,13 +31,17 @@ fn master_two_replicas_and_a_cascaded_replica_converge() {
     let _: () = q(&mut m.conn(), &["CONFIG", "SET", "repl-diskless-sync", "no"]);
     let r1 = replica_of(&m);
     let _: () = q(&mut m.conn(), &["CONFIG", "SET", "repl-diskless-sync", "yes"]);
-    let r2 = replica_of(&m);
-    let r3 = replica_of(&r1);
+    // The other replicas (one cascaded) attach while writes flow.
     let mut c = m.conn();
     let mut c2 = m.conn();
-    let t = std::thread::spawn(move || write_load(&mut c2, 2, 1500));
-    write_load(&mut c, 1, 1500);
+    let mut c3 = m.conn();
+    let t = std::thread::spawn(move || write_load(&mut c2, 2, 3000));
+    let t2 = std::thread::spawn(move || write_load(&mut c3, 1, 3000));
+    std::thread::sleep(Duration::from_millis(100));
+    let r2 = replica_of(&m);
+    let r3 = replica_of(&r1);
     t.join().unwrap();
+    t2.join().unwrap();
     for r in [&r1, &r2, &r3] {
         assert_converge(&m, r, 2);
     }

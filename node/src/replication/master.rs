@@ -504,6 +504,7 @@ impl Sender<'_> {
         let srv = self.srv.clone();
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
         let (at_tx, at_rx) = tokio::sync::oneshot::channel::<(String, u64)>();
+        let relaying = srv.is_replica();
         let dir = srv.config.load().dir.clone();
         let tmp = dir.join(format!(
             "temp-repl-{}-{}.rdb",
@@ -517,22 +518,27 @@ impl Sender<'_> {
             let mut at = None;
             let snap = payload::snapshot(&srv, || {
                 srv.feed.with_state(|st| {
-                    // The stream for this replica starts right after the snapshot, with
-                    // a SELECT (as Redis's slaveseldb = -1).
-                    st.last_db = None;
-                    at = Some((srv.repl.replid(), st.offset));
+                    // A master starts this replica's stream with a SELECT (Redis's
+                    // slaveseldb = -1); a replica relays its master's bytes as they are,
+                    // so the payload says which database the stream is in.
+                    let db = if relaying { st.last_db.unwrap_or(0) } else { 0 };
+                    if !relaying {
+                        st.last_db = None;
+                    }
+                    at = Some((srv.repl.replid(), st.offset, db));
                 });
             });
-            let (replid, offset) = at.unwrap_or_else(|| (srv.repl.replid(), srv.feed.offset()));
+            let (replid, offset, db) =
+                at.unwrap_or_else(|| (srv.repl.replid(), srv.feed.offset(), 0));
             let _ = at_tx.send((replid.clone(), offset));
             if diskless {
                 let mut w = payload::ChunkWriter::new(tx);
-                payload::write_rdb(&mut w, &snap, &replid, offset)?;
+                payload::write_rdb(&mut w, &snap, &replid, offset, db)?;
                 w.finish()
             } else {
                 let f = std::fs::File::create(&tmp2)?;
                 let mut w = std::io::BufWriter::new(f);
-                let n = payload::write_rdb(&mut w, &snap, &replid, offset)?;
+                let n = payload::write_rdb(&mut w, &snap, &replid, offset, db)?;
                 std::io::Write::flush(&mut w)?;
                 Ok(n)
             }

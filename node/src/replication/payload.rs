@@ -18,17 +18,19 @@ pub fn snapshot(srv: &Server, at_freeze: impl FnOnce()) -> Snapshot {
     snapshot::take(srv, at_freeze)
 }
 
-/// Writes `snap` as an RDB carrying `repl-id` / `repl-offset`; returns the bytes written.
+/// Writes `snap` as an RDB carrying `repl-id` / `repl-offset` / `repl-stream-db`; returns
+/// the bytes written.
 pub fn write_rdb(
     out: &mut impl Write,
     snap: &Snapshot,
     replid: &str,
     offset: u64,
+    stream_db: usize,
 ) -> io::Result<u64> {
     let aux = RdbAux {
         repl_id: Some(replid.to_string()),
         repl_offset: offset as i64,
-        repl_stream_db: 0,
+        repl_stream_db: stream_db as i64,
         aof_base: false,
         used_mem: crate::alloc::used_memory(),
     };

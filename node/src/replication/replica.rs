@@ -103,6 +103,9 @@ pub struct Link {
     transfer_read: AtomicU64,
     /// Someone asked for an ACK now (REPLCONF GETACK from a client).
     ack_now: Notify,
+    /// The database the master's stream is in (kept across reconnects: a partial resync
+    /// continues the stream where it was, with no SELECT).
+    stream_db: std::sync::atomic::AtomicUsize,
 }
 
 impl Link {
@@ -388,15 +391,15 @@ async fn session(
             return Err(format!("bad FULLRESYNC reply: {reply}"));
         };
         link.cached.store(false, Ordering::Relaxed);
-        full_sync(srv, gen, &mut c, id.to_string(), off).await?;
-        applier = Applier::new(off);
+        let db = full_sync(srv, gen, &mut c, id.to_string(), off).await?;
+        applier = Applier::new(off, db);
         // Diskless transfers start the stream on our first ACK: send it now.
         c.send(&ack_cmd(off)).await?;
     } else if let Some(rest) = reply.strip_prefix("+CONTINUE") {
         let new_id = rest.trim();
         let off = srv.feed.offset();
-        if !new_id.is_empty() {
-            srv.feed.with_state(|st| {
+        srv.feed.with_state(|st| {
+            if !new_id.is_empty() {
                 srv.repl.with_ids(|ids| {
                     if ids.replid != new_id {
                         // PSYNC2: the master continues our history under a new id.
@@ -406,16 +409,16 @@ async fn session(
                         srv.repl.disconnect_replicas();
                     }
                 });
-                if st.backlog.is_none() {
-                    st.backlog = Some(Backlog::new(
-                        srv.config.load().repl_backlog_size.0 as usize,
-                        st.offset,
-                    ));
-                }
-            });
-        }
+            }
+            if st.backlog.is_none() {
+                st.backlog = Some(Backlog::new(
+                    srv.config.load().repl_backlog_size.0 as usize,
+                    st.offset,
+                ));
+            }
+        });
         tracing::info!(master = %format!("{host}:{port}"), offset = off, "partial resynchronization accepted");
-        applier = Applier::new(off);
+        applier = Applier::new(off, link.stream_db.load(Ordering::Relaxed));
     } else if reply.starts_with("-NOMASTERLINK") || reply.starts_with("-LOADING") {
         return Err(format!("master is not ready: {reply}"));
     } else if reply.starts_with("-") {
@@ -440,14 +443,15 @@ fn ack_cmd(off: u64) -> Bytes {
 }
 
 /// Receives the payload after `+FULLRESYNC`, loads it, and installs it with the new
-/// history (id, offset, fresh backlog) in one step.
+/// history (id, offset, fresh backlog) in one step. Returns the stream's database
+/// (`repl-stream-db`).
 async fn full_sync(
     srv: &Arc<Server>,
     gen: u64,
     c: &mut Conn,
     replid: String,
     offset: u64,
-) -> LinkResult {
+) -> Result<usize, String> {
     let link = &srv.repl.link;
     link.set_state(LinkState::Sync);
     let head = c.line_skip_empty().await?;
@@ -497,6 +501,11 @@ async fn full_sync(
         return Err("replication target changed during sync".into());
     }
     let size = srv.config.load().repl_backlog_size.0 as usize;
+    let stream_db = loaded
+        .aux
+        .repl_stream_db
+        .filter(|d| *d >= 0 && (*d as usize) < srv.keyspace.databases())
+        .unwrap_or(0) as usize;
     payload::install(srv, loaded, || {
         srv.feed.with_state(|st| {
             st.offset = offset;
@@ -513,7 +522,7 @@ async fn full_sync(
     link.read_off.store(offset, Ordering::Relaxed);
     link.applied_off.store(offset, Ordering::Relaxed);
     tracing::info!(%replid, offset, "MASTER <-> REPLICA sync: finished with success");
-    Ok(())
+    Ok(stream_db)
 }
 
 async fn receive_payload(
@@ -589,6 +598,7 @@ async fn stream_loop(srv: &Arc<Server>, c: &mut Conn, a: &mut Applier) -> LinkRe
     loop {
         a.apply_buffered(srv, &mut c.buf, &mut out)?;
         link.applied_off.store(a.reploff, Ordering::Relaxed);
+        link.stream_db.store(a.db, Ordering::Relaxed);
         if !out.is_empty() {
             c.send(&out).await?;
             out.clear();
@@ -627,17 +637,14 @@ struct Applier {
     db: usize,
     /// A MULTI from the master: (spec, args) queued, and the raw bytes since MULTI.
     multi: Option<(Vec<(&'static CommandSpec, Vec<Bytes>)>, BytesMut)>,
-    /// Applied bytes not yet relayed to our replicas.
-    relay: BytesMut,
 }
 
 impl Applier {
-    fn new(reploff: u64) -> Applier {
+    fn new(reploff: u64, db: usize) -> Applier {
         Applier {
             reploff,
-            db: 0,
+            db,
             multi: None,
-            relay: BytesMut::new(),
         }
     }
 
@@ -653,26 +660,25 @@ impl Applier {
             let args: Vec<Bytes> = ranges.iter().map(|r| raw.slice(r.clone())).collect();
             self.apply(srv, args, raw, out);
         }
-        if !self.relay.is_empty() {
-            srv.feed.append_raw(&self.relay, Some(self.db));
-            self.relay.clear();
-        }
         Ok(())
     }
 
-    fn processed(&mut self, raw: &[u8]) {
+    /// Counts `raw` as applied and relays it to our replicas (and AOF). Commands that change
+    /// data call this while still holding their keys' locks, so a snapshot taken for a
+    /// sub-replica sees data and offset in step.
+    fn processed(&mut self, srv: &Server, raw: &[u8]) {
         self.reploff += raw.len() as u64;
-        self.relay.extend_from_slice(raw);
+        srv.feed.append_raw(raw, Some(self.db));
     }
 
     fn apply(&mut self, srv: &Server, args: Vec<Bytes>, raw: Bytes, out: &mut BytesMut) {
         if args.is_empty() {
-            self.processed(&raw);
+            self.processed(srv, &raw);
             return;
         }
         let Some(spec) = command::lookup(&args[0]) else {
             tracing::warn!(command = %String::from_utf8_lossy(&args[0]), "unknown command in the master's stream");
-            self.processed(&raw);
+            self.processed(srv, &raw);
             return;
         };
         if let Some((queue, bytes)) = self.multi.as_mut() {
@@ -682,13 +688,12 @@ impl Applier {
                     let queue = std::mem::take(queue);
                     let bytes = std::mem::take(bytes);
                     self.multi = None;
-                    self.exec(srv, queue);
-                    self.processed(&bytes);
+                    self.exec(srv, queue, &bytes);
                 }
                 Cmd::Discard => {
                     let bytes = std::mem::take(bytes);
                     self.multi = None;
-                    self.processed(&bytes);
+                    self.processed(srv, &bytes);
                 }
                 _ => queue.push((spec, args)),
             }
@@ -710,13 +715,17 @@ impl Applier {
                 Ok(n) if n >= 0 && (n as usize) < srv.keyspace.databases() => self.db = n as usize,
                 _ => tracing::warn!("invalid SELECT in the master's stream"),
             },
-            _ => self.exec(srv, vec![(spec, args)]),
+            _ => {
+                self.exec(srv, vec![(spec, args)], &raw);
+                return;
+            }
         }
-        self.processed(&raw);
+        self.processed(srv, &raw);
     }
 
-    /// Runs commands atomically under the locks of all their keys, keys never expiring.
-    fn exec(&mut self, srv: &Server, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>) {
+    /// Runs commands atomically under the locks of all their keys, keys never expiring,
+    /// and counts/relays their bytes (`raw`) before releasing the locks.
+    fn exec(&mut self, srv: &Server, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>, raw: &[u8]) {
         let all = cmds
             .iter()
             .any(|(s, _)| s.has(Flags::KEYSPACE) || s.cmd == Cmd::Select);
@@ -742,10 +751,14 @@ impl Applier {
         }
         ctx.expired_dels.clear();
         ctx.propagate.clear();
-        self.db = ctx.db;
         if ctx.dirty > 0 {
             srv.dirty.fetch_add(ctx.dirty, Ordering::Relaxed);
         }
+        let db_after = ctx.db;
+        // The stream's database for the relay is the one before these commands ran.
+        self.processed(srv, raw);
+        self.db = db_after;
+        drop(ctx);
     }
 }
 
