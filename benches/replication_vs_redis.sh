@@ -8,7 +8,7 @@
 #     the master and polls the replica until it shows it; prints p50/p99/max of that delay.
 # Both use diskless sync (Redis with repl-diskless-sync-delay 0).
 #
-# Usage: benches/replication_vs_redis.sh   (KEYS=1000000 VALUE_SIZE=90 RATE=50000 SECONDS=10)
+# Usage: benches/replication_vs_redis.sh   (KEYS=1000000 VALUE_SIZE=90 RATE=50000 DURATION=10)
 # Needs redis-server, redis-cli, python3. Builds the release binary first. Everything it
 # starts is killed on exit.
 set -euo pipefail
@@ -16,7 +16,7 @@ set -euo pipefail
 KEYS=${KEYS:-1000000}
 VALUE_SIZE=${VALUE_SIZE:-90}
 RATE=${RATE:-50000}
-SECONDS_RUN=${SECONDS:-10}
+SECONDS_RUN=${DURATION:-10}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 NODE_BIN=$TARGET_DIR/release/tandem

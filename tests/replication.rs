@@ -373,3 +373,29 @@ fn replica_survives_a_master_dying_mid_payload_and_garbage() {
     let log = std::fs::read_to_string(&n.log).unwrap();
     assert!(log.contains("replication link dropped"), "{log}");
 }
+
+#[test]
+fn restarted_replica_resumes_with_partial_resync() {
+    let m = Proc::node(&[]);
+    let mport = m.port.to_string();
+    let mut c = m.conn();
+    write_load(&mut c, 30, 400);
+    let r = replica_of(&m);
+    write_load(&mut c, 31, 400);
+    assert_converge(&m, &r, 2);
+    // SHUTDOWN SAVE writes the RDB with the master's replid and the replica's offset.
+    let mut rc = r.conn();
+    let _ = redis::cmd("SHUTDOWN").arg("SAVE").query::<()>(&mut rc);
+    let dir = r.take_dir();
+    write_load(&mut c, 32, 300);
+    let r2 = Proc::node_in(dir, &["--replicaof", "127.0.0.1", &mport]);
+    wait_link_up(&r2);
+    assert_converge(&m, &r2, 2);
+    assert_eq!(info_u64(&mut c, "stats", "sync_full"), 1);
+    assert_eq!(info_u64(&mut c, "stats", "sync_partial_ok"), 1);
+    // A replica started without history asks for a full sync (`PSYNC ? -1`), which is not
+    // counted as a failed partial resync.
+    let _r3 = replica_of(&m);
+    assert_eq!(info_u64(&mut c, "stats", "sync_full"), 2);
+    assert_eq!(info_u64(&mut c, "stats", "sync_partial_err"), 0);
+}

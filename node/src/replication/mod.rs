@@ -80,6 +80,8 @@ pub struct Replication {
     pub drop_replicas: watch::Sender<u64>,
     /// The runtime replication tasks run on (the node's main runtime).
     runtime: OnceLock<tokio::runtime::Handle>,
+    /// (replid, offset, stream db) at the last snapshot freeze, for the RDB's aux fields.
+    save_point: Mutex<(String, i64, i64)>,
 }
 
 impl Default for Replication {
@@ -106,6 +108,7 @@ impl Replication {
             acks: watch::channel(0).0,
             drop_replicas: watch::channel(0).0,
             runtime: OnceLock::new(),
+            save_point: Mutex::new((NO_REPLID.to_string(), 0, 0)),
         }
     }
 
@@ -131,6 +134,11 @@ impl Replication {
     /// Makes every attached replica drop its link (they reconnect and PSYNC).
     pub fn disconnect_replicas(&self) {
         self.drop_replicas.send_modify(|g| *g += 1);
+    }
+
+    /// `repl-id`, `repl-offset`, `repl-stream-db` for an RDB save (see [`record_save_point`]).
+    pub fn save_point(&self) -> (String, i64, i64) {
+        self.save_point.lock().clone()
     }
 
     /// Spawns a replication task on the node's main runtime.
@@ -165,6 +173,8 @@ pub fn start(srv: &Arc<Server>) {
     let _ = srv.repl.runtime.set(tokio::runtime::Handle::current());
     srv.repl.refresh_guards(srv);
     if let Some(r) = srv.config.load().replicaof.clone() {
+        // Started as a replica: PSYNC continues only a history restored from the RDB.
+        srv.set_role(tandem_protocol::types::Role::Replica);
         replica::set_master(srv, r.host, r.port);
     }
     let s = srv.clone();
@@ -178,6 +188,39 @@ pub fn start(srv: &Arc<Server>) {
             }
         }
     });
+}
+
+/// Records the replication point of a snapshot being frozen (called with every shard
+/// locked, so the offset matches the data: writes and the replica's relay append under
+/// their keys' locks).
+pub fn record_save_point(srv: &Server) {
+    let (offset, db) = srv
+        .feed
+        .with_state(|st| (st.offset as i64, st.last_db.unwrap_or(0) as i64));
+    *srv.repl.save_point.lock() = (srv.repl.replid(), offset, db);
+}
+
+/// At start-up, an RDB written by a replica carries its master's history: a node that
+/// starts as a replica takes that replid and offset, so its first PSYNC can continue
+/// (partial resync) instead of a full sync, as Redis does.
+pub fn restore_from_rdb(srv: &Server, aux: &crate::persistence::rdb::LoadedAux) {
+    let cfg = srv.config.load();
+    let (Some(id), Some(off), Some(db)) = (&aux.repl_id, aux.repl_offset, aux.repl_stream_db)
+    else {
+        return;
+    };
+    if cfg.replicaof.is_none() || off < 0 || db < 0 || id.len() != 40 {
+        return;
+    }
+    let size = cfg.repl_backlog_size.0 as usize;
+    srv.feed.with_state(|st| {
+        st.offset = off as u64;
+        st.backlog = Some(backlog::Backlog::new(size, off as u64));
+        st.last_db = Some(db as usize);
+        srv.repl.with_ids(|ids| ids.replid = id.clone());
+    });
+    srv.repl.link.restore(off as u64, db as usize);
+    tracing::info!(replid = %id, offset = off, "replication history restored from the RDB file");
 }
 
 /// The checks Redis's processCommand makes for replication before running a command:

@@ -147,6 +147,14 @@ impl Link {
             t => super::master::unix_secs().saturating_sub(t) as i64,
         }
     }
+    /// A history restored at start-up (see [`super::restore_from_rdb`]).
+    pub fn restore(&self, offset: u64, db: usize) {
+        self.cached.store(true, Ordering::Relaxed);
+        self.applied_off.store(offset, Ordering::Relaxed);
+        self.read_off.store(offset, Ordering::Relaxed);
+        self.stream_db.store(db, Ordering::Relaxed);
+    }
+
     fn progress(&self, n: usize) {
         self.transfer_read.fetch_add(n as u64, Ordering::Relaxed);
         self.last_io
