@@ -280,9 +280,10 @@ pub fn load_rdb_file(srv: &Server, path: &Path) -> Result<Option<InstallStats>, 
     }
     let started = Instant::now();
     srv.persistence.loading.store(true, Ordering::Relaxed);
-    let r = load_file(path)
-        .map_err(|e| e.to_string())
-        .and_then(|l| srv.install_dataset(l));
+    let r = load_file(path).map_err(|e| e.to_string()).and_then(|l| {
+        crate::replication::restore_from_rdb(srv, &l.aux);
+        srv.install_dataset(l)
+    });
     srv.persistence.loading.store(false, Ordering::Relaxed);
     let stats = r?;
     tracing::info!(
