@@ -212,6 +212,7 @@ fn run_node(args: NodeArgs) -> ExitCode {
         if let Some(path) = &args.config {
             srv.admin.set_config_file(path);
         }
+        tandem_node::persistence::load_at_startup(&srv)?;
         let signal = async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             tokio::select! {

@@ -605,6 +605,7 @@ impl Session {
         }
         ctx.proto = self.proto;
         ctx.client = Some(&self.client);
+        ctx.in_exec = true;
         let mut replies = Vec::with_capacity(multi.queued.len());
         let propagating = srv.feed.is_active();
         let mut effects = Vec::new();
