@@ -47,6 +47,8 @@ pub struct Server {
     pub admin: crate::cmd::server::Admin,
     /// The propagation stream (replication backlog and AOF).
     pub feed: crate::propagate::Feed,
+    /// The append-only file (writer, rewrites, the offsets replies wait for).
+    pub aof: crate::persistence::aof::Aof,
     shutdown_tx: watch::Sender<bool>,
 }
 
@@ -69,10 +71,13 @@ impl Server {
             dirty: AtomicU64::new(0),
             admin: crate::cmd::server::Admin::new(),
             feed: crate::propagate::Feed::new(),
+            aof: Default::default(),
             shutdown_tx,
             config: ArcSwap::from_pointee(config),
         };
-        Arc::new(srv)
+        let srv = Arc::new(srv);
+        srv.aof.bind(&srv);
+        srv
     }
 
     pub fn role(&self) -> Role {

@@ -127,9 +127,9 @@ impl Input {
                     format!("expected '*', found {}", shown(line)),
                 ));
             }
-            let argc = number(&line[1..])
-                .filter(|&n| n >= 1)
-                .ok_or_else(|| Stop::Format(at, format!("invalid argument count {}", shown(line))))?;
+            let argc = number(&line[1..]).filter(|&n| n >= 1).ok_or_else(|| {
+                Stop::Format(at, format!("invalid argument count {}", shown(line)))
+            })?;
             let mut args = Vec::with_capacity(argc.min(1024) as usize);
             for _ in 0..argc {
                 let at = self.pos;
@@ -142,8 +142,9 @@ impl Input {
                         format!("expected '$', found {}", shown(line)),
                     ));
                 }
-                let len = number(&line[1..])
-                    .ok_or_else(|| Stop::Format(at, format!("invalid bulk length {}", shown(line))))?;
+                let len = number(&line[1..]).ok_or_else(|| {
+                    Stop::Format(at, format!("invalid bulk length {}", shown(line)))
+                })?;
                 // A length past the end of the file is a short read, never a huge allocation.
                 if self.pos.saturating_add(len).saturating_add(2) > self.len {
                     return Err(Stop::Short);
@@ -289,7 +290,11 @@ pub fn load_file(
                 return Ok((Outcome::Complete, commands));
             }
             Err(Stop::Short) => {
-                let valid_up_to = if queued.is_some() { before_multi } else { valid };
+                let valid_up_to = if queued.is_some() {
+                    before_multi
+                } else {
+                    valid
+                };
                 return Ok((Outcome::Truncated { valid_up_to }, commands));
             }
             Err(Stop::Format(offset, what)) => return Err(fail(offset, what)),
@@ -398,7 +403,10 @@ mod tests {
         match run(&b).0 {
             Err(e @ LoadError::Format { .. }) => {
                 assert!(e.to_string().contains("unknown command 'bogus'"), "{e}");
-                assert!(e.to_string().contains(&format!("offset {}", SET.len())), "{e}");
+                assert!(
+                    e.to_string().contains(&format!("offset {}", SET.len())),
+                    "{e}"
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -408,10 +416,7 @@ mod tests {
     fn huge_lengths_are_short_reads_not_allocations() {
         let mut b = SET.to_vec();
         b.extend_from_slice(b"*2\r\n$3\r\nGET\r\n$999999999999\r\nab");
-        assert!(matches!(
-            run(&b).0.unwrap().0,
-            Outcome::Truncated { .. }
-        ));
+        assert!(matches!(run(&b).0.unwrap().0, Outcome::Truncated { .. }));
         assert!(matches!(run(b"").0.unwrap().0, Outcome::Empty));
     }
 }

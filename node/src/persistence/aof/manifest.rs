@@ -308,7 +308,9 @@ fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                 loop {
                     let c = *line.get(i)?;
                     if c == b'\\' && line.get(i + 1) == Some(&b'x') {
-                        let hex = line.get(i + 2..i + 4).and_then(|h| std::str::from_utf8(h).ok());
+                        let hex = line
+                            .get(i + 2..i + 4)
+                            .and_then(|h| std::str::from_utf8(h).ok());
                         if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                             word.push(v);
                             i += 4;
@@ -436,8 +438,14 @@ mod tests {
             "File can't be a path, just a filename"
         );
         assert_eq!(bad("file a seq 1 type x\n"), "Unknown AOF file type");
-        assert_eq!(bad("file a seq 0 type i\n"), "Invalid AOF manifest file format");
-        assert_eq!(bad("file a seq 1 type i"), "The AOF manifest file contains too long line");
+        assert_eq!(
+            bad("file a seq 0 type i\n"),
+            "Invalid AOF manifest file format"
+        );
+        assert_eq!(
+            bad("file a seq 1 type i"),
+            "The AOF manifest file contains too long line"
+        );
         assert_eq!(bad("\n"), "Invalid AOF manifest file format");
     }
 
@@ -466,8 +474,8 @@ mod tests {
         assert_eq!(
             m.to_text(),
             "file a.aof.2.base.rdb seq 2 type b\n\
-             file a.aof.1.base.rdb seq 1 type h\n\
              file a.aof.1.incr.aof seq 1 type h\n\
+             file a.aof.1.base.rdb seq 1 type h\n\
              file a.aof.2.incr.aof seq 2 type i\n"
         );
     }

@@ -7,6 +7,7 @@
 //! waiting at that moment (group commit).
 
 use bytes::BytesMut;
+use parking_lot::Mutex;
 use std::fs::File;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,7 +15,6 @@ use std::sync::mpsc;
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use parking_lot::Mutex;
 use tandem_config::AppendFsync;
 use tokio::sync::Notify;
 
@@ -38,8 +38,12 @@ pub struct Progress {
     pub acked: AtomicU64,
     /// Woken after every advance of `acked`.
     pub advanced: Notify,
-    /// Bytes in the current incr file (for `aof_current_size`).
+    /// Bytes in the current incr file, and in the base and older incr files: their sum is
+    /// `aof_current_size`.
     pub file_bytes: AtomicU64,
+    pub size_before: AtomicU64,
+    /// Asks the writer for an fsync now, whatever the policy (shutdown).
+    pub force_sync: AtomicBool,
     /// An `everysec` fsync is running (`aof_pending_bio_fsync`).
     pub fsync_pending: AtomicBool,
     /// `everysec` fsyncs that were due while the previous one still ran (`aof_delayed_fsync`).
@@ -51,6 +55,18 @@ pub struct Progress {
 }
 
 impl Progress {
+    pub fn new() -> Progress {
+        Progress {
+            write_ok: AtomicBool::new(true),
+            ..Progress::default()
+        }
+    }
+
+    /// `aof_current_size`.
+    pub fn current_size(&self) -> u64 {
+        self.size_before.load(Ordering::Relaxed) + self.file_bytes.load(Ordering::Relaxed)
+    }
+
     fn ack(&self, upto: u64) {
         self.acked.fetch_max(upto, Ordering::AcqRel);
         self.advanced.notify_waiters();
@@ -121,6 +137,10 @@ impl Writer {
     #[inline]
     pub fn kick(&self) {
         self.handle.unpark();
+    }
+
+    pub fn thread(&self) -> &std::thread::Thread {
+        &self.handle
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -194,10 +214,9 @@ fn run(srv: Weak<Server>, sh: Arc<Shared>, p: Arc<Progress>, file: File, name: S
         if let Some(sw) = switch {
             pending.extend_from_slice(&sw.tail);
             // Everything for the old file, then fsync and close it.
-            if !write_all(&cur, &mut pending, &p, &mut written, &mut last_error_log) {
-                // The old file failed: keep the unwritten rest for the new one (it is
-                // still before everything that follows in the stream).
-            }
+            // On an error the unwritten rest stays in `pending` and goes to the new file:
+            // it still precedes everything after it in the stream.
+            write_all(&cur, &mut pending, &p, &mut written, &mut last_error_log);
             if let Err(e) = cur.file.sync_data() {
                 tracing::warn!(file = %cur.name, error = %e, "Fail to fsync the AOF file");
             }
@@ -207,7 +226,8 @@ fn run(srv: Weak<Server>, sh: Arc<Shared>, p: Arc<Progress>, file: File, name: S
                 file: Arc::new(sw.file),
                 name: sw.name,
             };
-            p.file_bytes.store(0, Ordering::Relaxed);
+            p.size_before
+                .fetch_add(p.file_bytes.swap(0, Ordering::Relaxed), Ordering::Relaxed);
         }
         pending.extend_from_slice(&bytes);
         p.buffered.store(pending.len() as u64, Ordering::Relaxed);
@@ -221,12 +241,23 @@ fn run(srv: Weak<Server>, sh: Arc<Shared>, p: Arc<Progress>, file: File, name: S
                 // Replies do not wait for a failing disk (Redis answers and reports
                 // aof_last_write_status:err); retry shortly.
                 p.ack(written + pending.len() as u64);
-                std::thread::sleep(RETRY_PAUSE);
-                continue;
+                if !stopping {
+                    std::thread::sleep(RETRY_PAUSE);
+                    continue;
+                }
             }
         }
         p.buffered.store(0, Ordering::Relaxed);
+        let forced = p.force_sync.swap(false, Ordering::AcqRel);
         match policy {
+            _ if forced => {
+                if let Err(e) = cur.file.sync_data() {
+                    tracing::warn!(file = %cur.name, error = %e, "Fail to fsync the AOF file");
+                } else {
+                    p.synced.fetch_max(written, Ordering::AcqRel);
+                }
+                p.ack(written);
+            }
             AppendFsync::Always => {
                 if p.synced.load(Ordering::Acquire) < written {
                     if let Err(e) = cur.file.sync_data() {
@@ -264,7 +295,7 @@ fn run(srv: Weak<Server>, sh: Arc<Shared>, p: Arc<Progress>, file: File, name: S
                 p.synced.fetch_max(written, Ordering::AcqRel);
             }
             // Nobody may wait on bytes that will never be written.
-            p.ack(u64::MAX);
+            p.ack(written + pending.len() as u64);
             drop(fsync_tx);
             if let Ok(t) = fsyncer {
                 let _ = t.join();
@@ -316,4 +347,3 @@ fn report(cur: &Current, e: &str, last: &mut Option<Instant>) {
         tracing::warn!(file = %cur.name, error = e, "Error writing to the AOF file");
     }
 }
-
