@@ -469,6 +469,10 @@ impl Session {
             Cmd::Unsubscribe | Cmd::PUnsubscribe => self.unsubscribe(spec.cmd, &args),
             Cmd::Shutdown => {
                 tracing::warn!(client = self.client.id, peer = %self.client.addr, "SHUTDOWN requested by client");
+                if let Err(e) = crate::persistence::shutdown_command(&self.srv, &args) {
+                    self.reply(e);
+                    return After::Continue;
+                }
                 self.srv.request_shutdown();
                 return After::Close;
             }

@@ -12,6 +12,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
+use bytes::Bytes;
+use tandem_protocol::Reply;
+
+use crate::cmd::args::{self, CmdResult};
+use crate::cmd::Ctx;
 use crate::db::{Shard, SHARDS};
 use crate::server::Server;
 use rdb::{Loaded, RdbError};
@@ -229,6 +234,30 @@ impl Server {
         Ok(stats)
     }
 
+    /// Adds `loaded` to the (all) locked shards without removing anything; a loaded key
+    /// replaces an existing one (DEBUG RELOAD NOFLUSH MERGE).
+    pub fn merge_dataset_locked(
+        &self,
+        shards: &mut [&mut Shard],
+        loaded: Loaded,
+    ) -> Result<InstallStats, String> {
+        let p = self.prepare_install(loaded)?;
+        let stats = p.stats;
+        for (sh, new) in shards.iter_mut().zip(p.shards) {
+            for (db, d) in new.into_iter().enumerate() {
+                let Ok(map) = std::sync::Arc::try_unwrap(d.map) else {
+                    continue;
+                };
+                for (k, e) in map {
+                    sh.signal_key(db, &k);
+                    sh.dbs[db].insert(k, e);
+                }
+            }
+        }
+        self.record_load(stats);
+        Ok(stats)
+    }
+
     fn record_load(&self, s: InstallStats) {
         let st = &self.persistence;
         st.last_load_keys_loaded
@@ -290,6 +319,101 @@ pub fn load_at_startup(srv: &Server) -> Result<(), String> {
     srv.persistence
         .dirty_at_last_save
         .store(srv.dirty.load(Ordering::Relaxed), Ordering::Relaxed);
+    Ok(())
+}
+
+/// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE] (the command holds every shard): save, then load
+/// the file back in place of the dataset.
+pub fn debug_reload(ctx: &mut Ctx, opts: &[Bytes]) -> CmdResult {
+    let (mut merge, mut flush, mut save) = (false, true, true);
+    for o in opts {
+        if args::is(o, "merge") {
+            merge = true;
+        } else if args::is(o, "noflush") {
+            flush = false;
+        } else if args::is(o, "nosave") {
+            save = false;
+        } else {
+            return Err(Reply::error(
+                "ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
+            ));
+        }
+    }
+    let srv = ctx.srv;
+    let mut shards = ctx.shards_mut();
+    if save {
+        let snap = snapshot::freeze(srv, &shards);
+        if snapshot::save_sync(srv, &snap).is_err() {
+            return Err(Reply::error("ERR"));
+        }
+    }
+    let path = snapshot::rdb_path(srv);
+    let loaded = match load_file(&path) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "DEBUG RELOAD: error loading the RDB");
+            return Err(Reply::error("ERR Error trying to load the RDB dump"));
+        }
+    };
+    let r = if flush {
+        srv.install_dataset_locked(&mut shards, loaded)
+    } else {
+        if !merge {
+            tracing::warn!("DEBUG RELOAD NOFLUSH without MERGE: conflicting keys are replaced");
+        }
+        srv.merge_dataset_locked(&mut shards, loaded)
+    };
+    match r {
+        Ok(_) => {
+            tracing::info!("DB reloaded by DEBUG RELOAD");
+            Ok(Reply::Ok)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "DEBUG RELOAD: error installing the RDB");
+            Err(Reply::error("ERR Error trying to load the RDB dump"))
+        }
+    }
+}
+
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: saves as asked (or when save points are
+/// set), then asks the server to stop. `Err` is the reply when the server stays up.
+pub fn shutdown_command(srv: &Server, args: &[Bytes]) -> Result<(), Reply> {
+    let (mut nosave, mut save, mut force, mut abort) = (false, false, false, false);
+    for a in &args[1..] {
+        if args::is(a, "nosave") {
+            nosave = true;
+        } else if args::is(a, "save") {
+            save = true;
+        } else if args::is(a, "now") {
+            // No replicas to wait for here.
+        } else if args::is(a, "force") {
+            force = true;
+        } else if args::is(a, "abort") {
+            abort = true;
+        } else {
+            return Err(args::syntax_error());
+        }
+    }
+    if (abort && args.len() != 2) || (nosave && save) {
+        return Err(args::syntax_error());
+    }
+    if abort {
+        return Err(Reply::error("ERR No shutdown in progress."));
+    }
+    let decision = if nosave {
+        Some(false)
+    } else if save {
+        Some(true)
+    } else {
+        None
+    };
+    if let Err(e) = save_on_shutdown(srv, decision) {
+        if !force {
+            tracing::warn!(error = %e, "Errors trying to shut down the server. Check the logs for more information.");
+            return Err(Reply::error("ERR Errors trying to SHUTDOWN. Check logs."));
+        }
+        srv.persistence.exit_handled.store(true, Ordering::Release);
+    }
     Ok(())
 }
 
