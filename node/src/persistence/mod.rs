@@ -241,7 +241,7 @@ impl Server {
         shards: &mut [&mut Shard],
         loaded: Loaded,
     ) -> Result<InstallStats, String> {
-        let p = self.prepare_install(loaded)?;
+        let p = self.prepare_install(loaded, false)?;
         let stats = p.stats;
         for (sh, new) in shards.iter_mut().zip(p.shards) {
             for (db, d) in new.into_iter().enumerate() {
