@@ -186,6 +186,8 @@ pub struct Loaded {
     pub functions_skipped: u64,
     /// Module aux records skipped.
     pub module_aux_skipped: u64,
+    /// Byte offset just past the RDB (after the checksum): where an AOF tail would start.
+    pub end_offset: u64,
 }
 
 /// What went wrong reading an RDB stream.
@@ -1387,6 +1389,7 @@ pub fn load<R: Read>(r: R, source_name: &str) -> Result<Loaded, RdbError> {
             ));
         }
     }
+    out.end_offset = inp.offset();
     Ok(out)
 }
 

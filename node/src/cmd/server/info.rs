@@ -398,6 +398,7 @@ fn memory(ctx: &mut Ctx, out: &mut String) {
 }
 
 fn persistence(srv: &Server, out: &mut String) {
+    crate::persistence::aof::refresh_info(srv);
     let cfg = srv.config.load();
     let st = &srv.persistence;
     let aof = &st.aof;
