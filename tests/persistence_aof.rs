@@ -716,3 +716,26 @@ fn copy_dir(from: &Path, to: &Path) {
         std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
     }
 }
+
+#[test]
+fn debug_loadaof_reloads_the_dataset_from_the_aof() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let n = node_in(dir, "", &[]);
+    let mut c = n.conn();
+    let _: () = q(&mut c, &["SET", "before", "1"]);
+    let _: () = q(&mut c, &["CONFIG", "SET", "appendonly", "yes"]);
+    wait_rewrite_done(&mut c, 1);
+    write_every_type(&mut c, "d");
+    let _: () = q(&mut c, &["SET", "foo", "bar", "EX", "100"]);
+    let _: () = q(&mut c, &["SET", "foo", "bar2", "KEEPTTL"]);
+    let before = dump(&mut c);
+    let incr = last_incr(dir);
+    let len = std::fs::metadata(&incr).unwrap().len();
+    assert_eq!(q::<String>(&mut c, &["DEBUG", "LOADAOF"]), "OK");
+    assert_eq!(dump(&mut c), before);
+    let ttl: i64 = q(&mut c, &["TTL", "foo"]);
+    assert!(ttl > 90 && ttl <= 100, "{ttl}");
+    // Reloading appends nothing.
+    assert_eq!(std::fs::metadata(&incr).unwrap().len(), len);
+}

@@ -254,7 +254,18 @@ impl Server {
         shards: &mut [&mut Shard],
         loaded: Loaded,
     ) -> Result<InstallStats, String> {
-        let p = self.prepare_install(loaded, false)?;
+        self.install_dataset_locked_with(shards, loaded, false)
+    }
+
+    /// [`Server::install_dataset_locked`]; `keep_expired` as in
+    /// [`Server::install_dataset_with`] (DEBUG LOADAOF's base).
+    pub fn install_dataset_locked_with(
+        &self,
+        shards: &mut [&mut Shard],
+        loaded: Loaded,
+        keep_expired: bool,
+    ) -> Result<InstallStats, String> {
+        let p = self.prepare_install(loaded, keep_expired)?;
         let stats = p.stats;
         drop(Self::swap_in(shards, p));
         self.record_load(stats);
