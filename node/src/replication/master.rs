@@ -178,7 +178,7 @@ pub fn cron(srv: &Server) {
             }
         }
     });
-    if loops % period == 0 && !srv.is_replica() && srv.repl.replicas.count() > 0 {
+    if loops.is_multiple_of(period) && !srv.is_replica() && srv.repl.replicas.count() > 0 {
         srv.feed.append_meta(&[b"PING"]);
     }
 }
@@ -186,7 +186,7 @@ pub fn cron(srv: &Server) {
 /// REPLCONF <option> <value> ...: `Some(reply)`, or `None` for `ack`/`getack`, which reply
 /// nothing. `ack` from a connection that is not a replica is ignored, as in Redis.
 pub fn replconf(srv: &Server, conf: &mut ReplicaConf, args: &[Bytes]) -> Option<Reply> {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Some(Reply::error(args::ERR_SYNTAX));
     }
     for pair in args[1..].chunks(2) {

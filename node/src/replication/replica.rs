@@ -657,6 +657,9 @@ async fn stream_loop(srv: &Arc<Server>, c: &mut Conn, a: &mut Applier) -> LinkRe
     }
 }
 
+/// A command of a MULTI from the master, waiting for EXEC.
+type Queued = (&'static CommandSpec, Vec<Bytes>);
+
 /// Applies the master's commands and relays them.
 struct Applier {
     /// Offset of the last byte applied.
@@ -664,7 +667,7 @@ struct Applier {
     /// The stream's selected database.
     db: usize,
     /// A MULTI from the master: (spec, args) queued, and the raw bytes since MULTI.
-    multi: Option<(Vec<(&'static CommandSpec, Vec<Bytes>)>, BytesMut)>,
+    multi: Option<(Vec<Queued>, BytesMut)>,
 }
 
 impl Applier {
@@ -713,7 +716,7 @@ impl Applier {
             bytes.extend_from_slice(&raw);
             match spec.cmd {
                 Cmd::Exec => {
-                    let queue = std::mem::take(queue);
+                    let queue: Vec<Queued> = std::mem::take(queue);
                     let bytes = std::mem::take(bytes);
                     self.multi = None;
                     self.exec(srv, queue, &bytes);
@@ -753,7 +756,7 @@ impl Applier {
 
     /// Runs commands atomically under the locks of all their keys, keys never expiring,
     /// and counts/relays their bytes (`raw`) before releasing the locks.
-    fn exec(&mut self, srv: &Server, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>, raw: &[u8]) {
+    fn exec(&mut self, srv: &Server, cmds: Vec<Queued>, raw: &[u8]) {
         let all = cmds
             .iter()
             .any(|(s, _)| s.has(Flags::KEYSPACE) || s.cmd == Cmd::Select);
