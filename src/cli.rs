@@ -25,8 +25,8 @@ pub enum Command {
     Sentinel(PassThrough),
     /// Run the proxy (one endpoint for applications).
     Proxy(PassThrough),
-    /// Load-test a RESP endpoint.
-    Bench(PassThrough),
+    /// Load-test RESP endpoints (closed or open loop, hdrhistogram latencies).
+    Bench(Box<tandem_bench::BenchArgs>),
     /// Start a complete local deployment (3 nodes, 3 sentinels, proxy).
     Up(crate::up::UpArgs),
 }
@@ -172,7 +172,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Node(args) => run_node(*args),
         Command::Sentinel(_) => not_yet("sentinel"),
         Command::Proxy(_) => not_yet("proxy"),
-        Command::Bench(_) => not_yet("bench"),
+        Command::Bench(args) => tandem_bench::main(*args),
         Command::Up(args) => crate::up::run(args),
     }
 }

@@ -30,6 +30,8 @@ pub struct FeedState {
     pub backlog: Option<Backlog>,
     /// Bytes not yet written to the append-only file (`Some` while AOF is on).
     pub aof: Option<BytesMut>,
+    /// Bytes ever appended to `aof` (the AOF writer's offsets count in this unit).
+    pub aof_tail: u64,
 }
 
 /// The stream itself: shared by every session, the cron, replication and the AOF.
@@ -44,6 +46,9 @@ pub struct Feed {
     offset: AtomicU64,
     /// Tells replica senders that the offset moved.
     offset_tx: watch::Sender<u64>,
+    /// Mirror of `aof_tail`, readable without the lock: a session reads it right after its
+    /// append to learn how far the AOF must be written (or fsynced) before it replies.
+    aof_tail: AtomicU64,
 }
 
 impl Default for Feed {
@@ -61,11 +66,13 @@ impl Feed {
                 offset: 0,
                 backlog: None,
                 aof: None,
+                aof_tail: 0,
             }),
             active: AtomicBool::new(false),
             relay_only: AtomicBool::new(false),
             offset: AtomicU64::new(0),
             offset_tx,
+            aof_tail: AtomicU64::new(0),
         }
     }
 
@@ -79,6 +86,13 @@ impl Feed {
     #[inline]
     pub fn offset(&self) -> u64 {
         self.offset.load(Ordering::Acquire)
+    }
+
+    /// Bytes ever appended for the AOF, without the lock (an upper bound of the end of any
+    /// write appended before this call).
+    #[inline]
+    pub fn aof_tail(&self) -> u64 {
+        self.aof_tail.load(Ordering::Acquire)
     }
 
     /// A receiver that sees every change of `master_repl_offset` (replica senders, WAIT).
@@ -154,6 +168,8 @@ impl Feed {
     fn write(&self, st: &mut FeedState, bytes: &[u8]) -> u64 {
         if let Some(aof) = st.aof.as_mut() {
             aof.extend_from_slice(bytes);
+            st.aof_tail += bytes.len() as u64;
+            self.aof_tail.store(st.aof_tail, Ordering::Release);
         }
         if let Some(backlog) = st.backlog.as_mut() {
             backlog.append(bytes);

@@ -49,6 +49,8 @@ pub struct Server {
     pub feed: crate::propagate::Feed,
     /// Replication state: ids, attached replicas, the link to our master.
     pub repl: crate::replication::Replication,
+    /// The append-only file (writer, rewrites, the offsets replies wait for).
+    pub aof: crate::persistence::aof::Aof,
     shutdown_tx: watch::Sender<bool>,
 }
 
@@ -72,10 +74,13 @@ impl Server {
             admin: crate::cmd::server::Admin::new(),
             feed: crate::propagate::Feed::new(),
             repl: crate::replication::Replication::new(),
+            aof: Default::default(),
             shutdown_tx,
             config: ArcSwap::from_pointee(config),
         };
-        Arc::new(srv)
+        let srv = Arc::new(srv);
+        srv.aof.bind(&srv);
+        srv
     }
 
     pub fn role(&self) -> Role {

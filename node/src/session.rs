@@ -70,6 +70,9 @@ pub struct Session {
     woff: u64,
     /// What the peer said with REPLCONF (listening port, capabilities) before PSYNC.
     replconf: crate::replication::master::ReplicaConf,
+    /// The AOF stream position after this client's last write: its replies wait until the
+    /// AOF is written (fsynced, with `appendfsync always`) that far.
+    aof_mark: u64,
 }
 
 /// Counters of the commands run since the last fold into the server's stats; folding once
@@ -156,6 +159,7 @@ pub async fn serve(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
         watch_flag: Arc::new(AtomicBool::new(false)),
         woff: 0,
         replconf: Default::default(),
+        aof_mark: 0,
         watched: Vec::new(),
         sub_tx,
         sub_rx,
@@ -261,6 +265,10 @@ impl Session {
     async fn flush(&mut self) -> std::io::Result<()> {
         if self.wbuf.is_empty() {
             return Ok(());
+        }
+        if self.aof_mark > self.srv.aof.acked() {
+            // Group commit: one AOF write (and fsync) covers every session waiting here.
+            self.srv.aof.wait_acked(self.aof_mark).await;
         }
         let n = self.wbuf.len();
         // A killed client (CLIENT KILL, slow subscriber) may never read: never wait on it.
@@ -587,6 +595,7 @@ impl Session {
             if !effects.is_empty() {
                 // Still under the keys' locks: the stream keeps execution order.
                 self.woff = srv.feed.append(&effects);
+                self.aof_mark = srv.feed.aof_tail();
             }
         }
         drop(ctx);
@@ -679,6 +688,7 @@ impl Session {
         if !effects.is_empty() {
             // One MULTI/EXEC block in the stream, appended under the transaction's locks.
             self.woff = srv.feed.append(&effects);
+            self.aof_mark = srv.feed.aof_tail();
         }
         let db = ctx.db;
         drop(ctx);
@@ -958,6 +968,7 @@ impl Session {
                     crate::propagate::collect(&mut ctx, self.db, &args, false, &mut effects);
                     if !effects.is_empty() {
                         self.woff = srv.feed.append(&effects);
+                        self.aof_mark = srv.feed.aof_tail();
                     }
                 }
                 match served {

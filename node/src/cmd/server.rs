@@ -30,9 +30,6 @@ pub use debug::debug;
 pub use info::info;
 pub use memory::memory;
 
-/// Error of the commands that need persistence, until it exists.
-const ERR_NO_PERSISTENCE: &str = "ERR persistence is not available yet in this build of tandem";
-
 /// State owned by the admin commands, kept in [`Server::admin`].
 pub struct Admin {
     config_file: OnceLock<PathBuf>,
@@ -185,8 +182,8 @@ pub fn bgsave(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
 }
 
-pub fn bgrewriteaof(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Err(Reply::error(ERR_NO_PERSISTENCE))
+pub fn bgrewriteaof(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    crate::persistence::aof::bgrewriteaof(ctx.srv, ctx.in_exec)
 }
 
 /// SLOWLOG: Tandem keeps no slow log yet, so it is always empty (GET returns `[]`, LEN 0).
