@@ -28,7 +28,7 @@ pub enum Command {
     /// Load-test RESP endpoints (closed or open loop, hdrhistogram latencies).
     Bench(Box<tandem_bench::BenchArgs>),
     /// Start a complete local deployment (3 nodes, 3 sentinels, proxy).
-    Up(PassThrough),
+    Up(crate::up::UpArgs),
 }
 
 /// Arguments of subcommands that are not available yet.
@@ -173,7 +173,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Sentinel(_) => not_yet("sentinel"),
         Command::Proxy(_) => not_yet("proxy"),
         Command::Bench(args) => tandem_bench::main(*args),
-        Command::Up(_) => not_yet("up"),
+        Command::Up(args) => crate::up::run(args),
     }
 }
 
@@ -212,6 +212,7 @@ fn run_node(args: NodeArgs) -> ExitCode {
         if let Some(path) = &args.config {
             srv.admin.set_config_file(path);
         }
+        tandem_node::persistence::load_at_startup(&srv)?;
         let signal = async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             tokio::select! {

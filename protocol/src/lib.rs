@@ -7,11 +7,13 @@
 //! - [`command`]: the static command table (name, arity, flags, key positions).
 //! - [`glob`]: Redis's glob-style pattern matching (KEYS, SCAN MATCH, PSUBSCRIBE, CONFIG GET).
 //! - [`number`]: Redis's number parsing and formatting rules (integers, doubles).
+//! - [`connection`]: the server side of a RESP connection (sentinel, proxy).
 //! - [`client`]: a small async RESP client used by the sentinel, the proxy, the bench and tests.
 //! - [`types`]: shared vocabulary types (`NodeAddr`, `Role`, `Protocol`, ...).
 
 pub mod client;
 pub mod command;
+pub mod connection;
 pub mod frame;
 pub mod glob;
 pub mod number;
