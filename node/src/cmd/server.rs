@@ -118,7 +118,7 @@ pub fn time(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 
 pub fn lastsave(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(
-        ctx.srv.persistence.lastsave.load(Ordering::Relaxed) as i64
+        ctx.srv.persistence.lastsave.load(Ordering::Relaxed) as i64,
     ))
 }
 

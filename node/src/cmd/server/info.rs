@@ -413,14 +413,24 @@ fn persistence(srv: &Server, out: &mut String) {
     let bgsave = st.bgsave_in_progress.load(Ordering::Relaxed);
     let aofrw = aof.rewrite_in_progress.load(Ordering::Relaxed);
     out.push_str("# Persistence\r\n");
-    field!(out, "loading", "{}", st.loading.load(Ordering::Relaxed) as u8);
+    field!(
+        out,
+        "loading",
+        "{}",
+        st.loading.load(Ordering::Relaxed) as u8
+    );
     field!(out, "async_loading", "0");
     field!(out, "current_cow_peak", "0");
     field!(out, "current_cow_size", "0");
     field!(out, "current_cow_size_age", "0");
     field!(out, "current_fork_perc", "0.00");
     field!(out, "current_save_keys_processed", "0");
-    field!(out, "current_save_keys_total", "{}", ld(&st.save_keys_total));
+    field!(
+        out,
+        "current_save_keys_total",
+        "{}",
+        ld(&st.save_keys_total)
+    );
     field!(
         out,
         "rdb_changes_since_last_save",
@@ -472,7 +482,12 @@ fn persistence(srv: &Server, out: &mut String) {
         -1
     };
     field!(out, "aof_current_rewrite_time_sec", "{}", cur);
-    field!(out, "aof_last_bgrewrite_status", "{}", ok(&aof.last_bgrewrite_ok));
+    field!(
+        out,
+        "aof_last_bgrewrite_status",
+        "{}",
+        ok(&aof.last_bgrewrite_ok)
+    );
     field!(out, "aof_rewrites", "{}", ld(&aof.rewrites));
     field!(
         out,
@@ -489,7 +504,12 @@ fn persistence(srv: &Server, out: &mut String) {
         field!(out, "aof_base_size", "{}", ld(&aof.base_size));
         field!(out, "aof_pending_rewrite", "{}", scheduled);
         field!(out, "aof_buffer_length", "{}", ld(&aof.buffer_length));
-        field!(out, "aof_pending_bio_fsync", "{}", ld(&aof.pending_bio_fsync));
+        field!(
+            out,
+            "aof_pending_bio_fsync",
+            "{}",
+            ld(&aof.pending_bio_fsync)
+        );
         field!(out, "aof_delayed_fsync", "{}", ld(&aof.delayed_fsync));
     }
 }
