@@ -69,6 +69,10 @@ impl Sentinel {
 
     /// A job finished: `reply` is `None` if it failed (no connection, timeout).
     pub fn job_done(&mut self, t: &Target, job: &Job, reply: Option<&Reply>, now: Instant) {
+        // A link survives configuration switches that recreate the instance's state.
+        if reply.is_some() {
+            self.set_connected(t, true);
+        }
         match job {
             Job::Ping => {
                 if let Some(l) = self.link_mut(t) {
