@@ -28,7 +28,7 @@ pub enum Command {
     /// Load-test a RESP endpoint.
     Bench(PassThrough),
     /// Start a complete local deployment (3 nodes, 3 sentinels, proxy).
-    Up(PassThrough),
+    Up(crate::up::UpArgs),
 }
 
 /// Arguments of subcommands that are not available yet.
@@ -283,7 +283,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Sentinel(args) => run_sentinel(*args),
         Command::Proxy(_) => not_yet("proxy"),
         Command::Bench(_) => not_yet("bench"),
-        Command::Up(_) => not_yet("up"),
+        Command::Up(args) => crate::up::run(args),
     }
 }
 

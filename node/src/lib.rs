@@ -7,6 +7,8 @@
 //! - [`db`]: the sharded keyspace, value types, expiry and eviction.
 //! - [`pubsub`], [`clients`], [`stats`], [`cron`]: pub/sub registry, client registry,
 //!   INFO counters and periodic work.
+//! - [`propagate`]: the stream of changes, in execution order, for replication and the AOF.
+//! - [`replication`]: backlog, master side and replica link.
 //! - [`alloc`]: the counting allocator behind `used_memory` and `maxmemory`.
 
 pub mod alloc;
@@ -14,7 +16,9 @@ pub mod clients;
 pub mod cmd;
 pub mod cron;
 pub mod db;
+pub mod propagate;
 pub mod pubsub;
+pub mod replication;
 pub mod server;
 pub mod session;
 pub mod stats;

@@ -44,6 +44,8 @@ pub struct Server {
     pub dirty: AtomicU64,
     /// State of the server/admin commands (replication id, INFO samplers, CONFIG extras).
     pub admin: crate::cmd::server::Admin,
+    /// The propagation stream (replication backlog and AOF).
+    pub feed: crate::propagate::Feed,
     shutdown_tx: watch::Sender<bool>,
 }
 
@@ -65,6 +67,7 @@ impl Server {
             lastsave: AtomicU64::new(crate::now_ms() / 1000),
             dirty: AtomicU64::new(0),
             admin: crate::cmd::server::Admin::new(),
+            feed: crate::propagate::Feed::new(),
             shutdown_tx,
             config: ArcSwap::from_pointee(config),
         };

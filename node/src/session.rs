@@ -66,6 +66,8 @@ pub struct Session {
     /// Wall clock of the current batch, and the end time of the last command.
     clock: Clock,
     mark: Instant,
+    /// `master_repl_offset` after this client's last propagated write (what WAIT waits for).
+    woff: u64,
 }
 
 /// Counters of the commands run since the last fold into the server's stats; folding once
@@ -150,6 +152,7 @@ pub async fn serve(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
         authenticated,
         multi: None,
         watch_flag: Arc::new(AtomicBool::new(false)),
+        woff: 0,
         watched: Vec::new(),
         sub_tx,
         sub_rx,
@@ -522,6 +525,15 @@ impl Session {
         let reply = cmd::execute(&mut ctx, spec, args);
         let db = ctx.db;
         self.mark = finish(&mut self.tally, &ctx, spec, start, &reply);
+        if srv.feed.is_active() {
+            let mut effects = Vec::new();
+            let changed = ctx.dirty > 0;
+            crate::propagate::collect(&mut ctx, self.db, args, changed, &mut effects);
+            if !effects.is_empty() {
+                // Still under the keys' locks: the stream keeps execution order.
+                self.woff = srv.feed.append(&effects);
+            }
+        }
         drop(ctx);
         self.set_db(db);
         reply
@@ -585,14 +597,21 @@ impl Session {
         ctx.proto = self.proto;
         ctx.client = Some(&self.client);
         let mut replies = Vec::with_capacity(multi.queued.len());
+        let propagating = srv.feed.is_active();
+        let mut effects = Vec::new();
         for (spec, args) in &multi.queued {
             let start = Instant::now();
             let (hits, misses, dirty) = (ctx.hits, ctx.misses, ctx.dirty);
             ctx.hits = 0;
             ctx.misses = 0;
             ctx.dirty = 0;
+            let db_before = ctx.db;
             let r = cmd::execute(&mut ctx, spec, args);
             finish(&mut self.tally, &ctx, spec, start, &r);
+            if propagating {
+                let changed = ctx.dirty > 0;
+                crate::propagate::collect(&mut ctx, db_before, args, changed, &mut effects);
+            }
             ctx.hits += hits;
             ctx.misses += misses;
             ctx.dirty += dirty;
@@ -600,6 +619,10 @@ impl Session {
                 self.srv.stats.error_reply(e);
             }
             replies.push(r);
+        }
+        if !effects.is_empty() {
+            // One MULTI/EXEC block in the stream, appended under the transaction's locks.
+            self.woff = srv.feed.append(&effects);
         }
         let db = ctx.db;
         drop(ctx);
@@ -873,7 +896,15 @@ impl Session {
                 );
                 ctx.proto = self.proto;
                 ctx.client = Some(&self.client);
-                match cmd::list::try_blocking(&mut ctx, spec.cmd, &args) {
+                let served = cmd::list::try_blocking(&mut ctx, spec.cmd, &args);
+                if srv.feed.is_active() {
+                    let mut effects = Vec::new();
+                    crate::propagate::collect(&mut ctx, self.db, &args, false, &mut effects);
+                    if !effects.is_empty() {
+                        self.woff = srv.feed.append(&effects);
+                    }
+                }
+                match served {
                     Ok(Some(r)) => {
                         finish(&mut self.tally, &ctx, spec, start, &r);
                         drop(ctx);

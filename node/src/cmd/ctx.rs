@@ -53,6 +53,9 @@ pub struct Ctx<'a> {
     /// Commands to replicate instead of the one executed (set by rewrites such as
     /// `SET EX` -> `SET PXAT`); the replication layer reads it.
     pub propagate: Vec<Vec<Bytes>>,
+    /// Keys this command deleted because they had expired (db, key): propagated as `DEL`
+    /// before the command itself (see [`crate::propagate::collect`]).
+    pub expired_dels: Vec<(usize, Bytes)>,
 }
 
 impl<'a> Ctx<'a> {
@@ -85,6 +88,7 @@ impl<'a> Ctx<'a> {
             misses: 0,
             expired: 0,
             propagate: Vec::new(),
+            expired_dels: Vec::new(),
         }
     }
 
@@ -309,12 +313,13 @@ impl<'a> Ctx<'a> {
     }
 
     fn propagate_expired(&mut self, db: usize, key: &[u8]) {
-        let _ = db;
         self.srv
             .stats
             .expired_keys
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let _ = key;
+        if self.srv.feed.is_active() {
+            self.expired_dels.push((db, Bytes::copy_from_slice(key)));
+        }
     }
 }
 
