@@ -542,7 +542,8 @@ fn info(shared: &Shared, args: &[Bytes]) -> Reply {
     if out.ends_with("\r\n\r\n") {
         out.truncate(out.len() - 2);
     }
-    Reply::Verbatim("txt", Bytes::from(out))
+    // Redis Sentinel 7.0 answers INFO with a plain bulk string, in RESP3 too.
+    Reply::bulk(Bytes::from(out))
 }
 
 fn simfailure_flags(f: SimFailure) -> u32 {
