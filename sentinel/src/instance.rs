@@ -14,7 +14,7 @@ use crate::failover::FailoverState;
 // Timers. Redis's are in comments; ours are shorter where that only costs a few packets.
 
 /// Period of the main loop (Redis: 100 ms, with a randomised hz).
-pub const TICK: Duration = Duration::from_millis(50);
+pub const TICK: Duration = Duration::from_millis(25);
 /// Longest PING period; the period is min(down-after, this) (Redis: 1 s).
 pub const PING_PERIOD_MAX: Duration = Duration::from_millis(100);
 /// INFO period in steady state (Redis: 10 s).
@@ -25,13 +25,13 @@ pub const INFO_PERIOD_FAST: Duration = Duration::from_millis(100);
 /// Hello period on every instance (Redis: 2 s).
 pub const HELLO_PERIOD: Duration = Duration::from_millis(1000);
 /// How often peers are asked about a master we see down (Redis: 1 s).
-pub const ASK_PERIOD: Duration = Duration::from_millis(100);
+pub const ASK_PERIOD: Duration = Duration::from_millis(50);
 /// A peer's "master is down" answer older than this is forgotten (Redis: 5 x ask period).
 pub const MASTER_DOWN_VALIDITY: Duration = Duration::from_millis(1000);
 /// Delay per rank (position of our run id among the live sentinels) before we start a
 /// failover, so the first-ranked sentinel usually collects every vote (Redis: a random
 /// delay up to 1 s).
-pub const DESYNC_STEP: Duration = Duration::from_millis(100);
+pub const DESYNC_STEP: Duration = Duration::from_millis(50);
 /// Longest wait for enough votes (Redis: min(10 s, failover-timeout)).
 pub const ELECTION_TIMEOUT_MAX: Duration = Duration::from_secs(10);
 /// A replica told to follow the promoted one is considered done after this (Redis: 10 s).

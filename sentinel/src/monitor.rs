@@ -98,7 +98,14 @@ impl Sentinel {
                     l.hello_pending = false;
                 }
             }
-            Job::Ask { .. } => self.on_ask_reply(t, reply, now),
+            Job::Ask { .. } => {
+                self.on_ask_reply(t, reply, now);
+                // A vote or a "down" answer may complete ODOWN or an election: act now
+                // rather than at the next tick.
+                if reply.is_some() {
+                    self.tick(now);
+                }
+            }
             Job::SlaveOf(_) => {}
         }
     }
