@@ -25,8 +25,8 @@ pub enum Command {
     Sentinel(Box<SentinelArgs>),
     /// Run the proxy (one endpoint for applications).
     Proxy(PassThrough),
-    /// Load-test a RESP endpoint.
-    Bench(PassThrough),
+    /// Load-test RESP endpoints (closed or open loop, hdrhistogram latencies).
+    Bench(Box<tandem_bench::BenchArgs>),
     /// Start a complete local deployment (3 nodes, 3 sentinels, proxy).
     Up(crate::up::UpArgs),
 }
@@ -282,7 +282,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Node(args) => run_node(*args),
         Command::Sentinel(args) => run_sentinel(*args),
         Command::Proxy(_) => not_yet("proxy"),
-        Command::Bench(_) => not_yet("bench"),
+        Command::Bench(args) => tandem_bench::main(*args),
         Command::Up(args) => crate::up::run(args),
     }
 }
@@ -371,6 +371,7 @@ fn run_node(args: NodeArgs) -> ExitCode {
         if let Some(path) = &args.config {
             srv.admin.set_config_file(path);
         }
+        tandem_node::persistence::load_at_startup(&srv)?;
         let signal = async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             tokio::select! {

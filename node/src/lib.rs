@@ -5,6 +5,7 @@
 //! - [`session`]: one client connection: decoding, auth, MULTI/EXEC, pub/sub, blocking.
 //! - [`cmd`]: command handlers, one module per command group, dispatched exhaustively.
 //! - [`db`]: the sharded keyspace, value types, expiry and eviction.
+//! - [`persistence`]: RDB snapshots (format, SAVE/BGSAVE, save points, start-up load).
 //! - [`pubsub`], [`clients`], [`stats`], [`cron`]: pub/sub registry, client registry,
 //!   INFO counters and periodic work.
 //! - [`propagate`]: the stream of changes, in execution order, for replication and the AOF.
@@ -16,6 +17,7 @@ pub mod clients;
 pub mod cmd;
 pub mod cron;
 pub mod db;
+pub mod persistence;
 pub mod propagate;
 pub mod pubsub;
 pub mod replication;

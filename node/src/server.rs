@@ -38,10 +38,11 @@ pub struct Server {
     pub maxmemory_policy: AtomicU8,
     pub active_expire: AtomicBool,
     role: AtomicU8,
-    /// Unix seconds of the last successful save.
-    pub lastsave: AtomicU64,
-    /// Changes since the last save (`rdb_changes_since_last_save`).
+    /// Changes made since start (Redis's `server.dirty`, never reset here; persistence keeps
+    /// the value at the last save).
     pub dirty: AtomicU64,
+    /// Snapshot and AOF state (LASTSAVE, BGSAVE, INFO persistence).
+    pub persistence: Arc<crate::persistence::State>,
     /// State of the server/admin commands (replication id, INFO samplers, CONFIG extras).
     pub admin: crate::cmd::server::Admin,
     /// The propagation stream (replication backlog and AOF).
@@ -64,7 +65,7 @@ impl Server {
             maxmemory_policy: AtomicU8::new(policy_index(config.maxmemory_policy)),
             active_expire: AtomicBool::new(true),
             role: AtomicU8::new(0),
-            lastsave: AtomicU64::new(crate::now_ms() / 1000),
+            persistence: Arc::default(),
             dirty: AtomicU64::new(0),
             admin: crate::cmd::server::Admin::new(),
             feed: crate::propagate::Feed::new(),
@@ -202,6 +203,9 @@ pub async fn run(
     drop(listener);
     cron.abort();
     sessions.wait(SHUTDOWN_GRACE).await;
+    if let Err(e) = crate::persistence::save_on_shutdown(&srv, None) {
+        tracing::warn!(error = %e, "exiting without the final save");
+    }
     Ok(())
 }
 

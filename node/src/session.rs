@@ -461,6 +461,10 @@ impl Session {
             Cmd::Unsubscribe | Cmd::PUnsubscribe => self.unsubscribe(spec.cmd, &args),
             Cmd::Shutdown => {
                 tracing::warn!(client = self.client.id, peer = %self.client.addr, "SHUTDOWN requested by client");
+                if let Err(e) = crate::persistence::shutdown_command(&self.srv, &args) {
+                    self.reply(e);
+                    return After::Continue;
+                }
                 self.srv.request_shutdown();
                 return After::Close;
             }
@@ -596,6 +600,7 @@ impl Session {
         }
         ctx.proto = self.proto;
         ctx.client = Some(&self.client);
+        ctx.in_exec = true;
         let mut replies = Vec::with_capacity(multi.queued.len());
         let propagating = srv.feed.is_active();
         let mut effects = Vec::new();

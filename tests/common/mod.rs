@@ -33,7 +33,12 @@ pub struct Proc {
 impl Proc {
     /// Starts `tandem node` with extra flags on a free port.
     pub fn node(extra: &[&str]) -> Proc {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Self::node_in(tempfile::tempdir().expect("tempdir"), extra)
+    }
+
+    /// Starts `tandem node` in an existing directory (restart tests: take it from a stopped
+    /// `Proc` with [`Proc::take_dir`]).
+    pub fn node_in(dir: tempfile::TempDir, extra: &[&str]) -> Proc {
         let port = free_port();
         let log = dir.path().join("node.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem"));
@@ -50,8 +55,12 @@ impl Proc {
 
     /// Starts Debian's redis-server on a free port (for side-by-side tests).
     pub fn redis_server(extra: &[&str]) -> Proc {
+        Self::redis_server_in(tempfile::tempdir().expect("tempdir"), extra)
+    }
+
+    /// Starts redis-server in an existing directory.
+    pub fn redis_server_in(dir: tempfile::TempDir, extra: &[&str]) -> Proc {
         require_tool("redis-server");
-        let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let log = dir.path().join("redis.log");
         let mut cmd = Command::new("redis-server");
@@ -138,6 +147,12 @@ impl Proc {
         redis::Client::open(self.url())
             .and_then(|c| c.get_connection())
             .expect("connect")
+    }
+
+    /// Kills the process (kill -9) and hands over its directory, to start another in it.
+    pub fn take_dir(mut self) -> tempfile::TempDir {
+        self.kill();
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"))
     }
 
     /// kill -9.

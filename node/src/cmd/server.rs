@@ -21,6 +21,7 @@ use tandem_protocol::Reply;
 
 use super::args::{self, CmdResult};
 use super::Ctx;
+use crate::persistence::snapshot;
 use crate::server::Server;
 
 pub use client::client;
@@ -116,7 +117,9 @@ pub fn time(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 }
 
 pub fn lastsave(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Ok(Reply::Int(ctx.srv.lastsave.load(Ordering::Relaxed) as i64))
+    Ok(Reply::Int(
+        ctx.srv.persistence.lastsave.load(Ordering::Relaxed) as i64
+    ))
 }
 
 /// ROLE. Only the master form exists until replication does.
@@ -137,12 +140,54 @@ pub fn wait(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     Err(tandem_protocol::Reply::error("ERR not implemented yet"))
 }
 
-pub fn save(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Err(Reply::error(ERR_NO_PERSISTENCE))
+/// SAVE: writes `dbfilename` now, with every shard locked (the server waits, as in Redis).
+pub fn save(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    let srv = ctx.srv;
+    if srv.persistence.bgsave_in_progress.load(Ordering::Acquire) {
+        return Err(Reply::error("ERR Background save already in progress"));
+    }
+    let shards = ctx.shards_mut();
+    let snap = snapshot::freeze(srv, &shards);
+    drop(shards);
+    match snapshot::save_sync(srv, &snap) {
+        Ok(_) => Ok(Reply::Ok),
+        Err(_) => Err(Reply::error("ERR")),
+    }
 }
 
-pub fn bgsave(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Err(Reply::error(ERR_NO_PERSISTENCE))
+/// BGSAVE [SCHEDULE]: freezes the keyspace (the command holds every shard) and writes it on
+/// a background thread.
+pub fn bgsave(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let schedule = match args.len() {
+        1 => false,
+        2 if args::is(&args[1], "schedule") => true,
+        _ => return Err(args::syntax_error()),
+    };
+    let srv = ctx.srv;
+    let st = &srv.persistence;
+    if st.bgsave_in_progress.load(Ordering::Acquire) {
+        return Err(Reply::error("ERR Background save already in progress"));
+    }
+    if st.aof.rewrite_in_progress.load(Ordering::Relaxed) || ctx.in_exec {
+        if schedule || ctx.in_exec {
+            st.bgsave_scheduled.store(true, Ordering::Relaxed);
+            return Ok(Reply::status("Background saving scheduled"));
+        }
+        return Err(Reply::error(
+            "ERR Another child process is active (AOF?): can't BGSAVE right now. \
+             Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.",
+        ));
+    }
+    let shards = ctx.shards_mut();
+    let snap = snapshot::freeze(srv, &shards);
+    drop(shards);
+    match snapshot::start_bgsave(srv, snap) {
+        Ok(()) => Ok(Reply::status("Background saving started")),
+        Err(snapshot::BgsaveRefused::AlreadyInProgress) => {
+            Err(Reply::error("ERR Background save already in progress"))
+        }
+        Err(snapshot::BgsaveRefused::ThreadFailed) => Err(Reply::error("ERR")),
+    }
 }
 
 pub fn bgrewriteaof(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {

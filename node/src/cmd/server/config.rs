@@ -687,6 +687,12 @@ static EXTRAS: &[Extra] = &[
         default: "yes",
     },
     Extra {
+        name: "rdb-key-save-delay",
+        aliases: &[],
+        kind: Kind::Int(i32::MIN as i64, INT_MAX),
+        default: "0",
+    },
+    Extra {
         name: "repl-diskless-sync-delay",
         aliases: &[],
         kind: Kind::Int(0, INT_MAX),
