@@ -4,7 +4,9 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tandem_config::{MaxmemoryPolicy, MemSize, MonitorConfig, NodeConfig, ReplicaOf, SentinelConfig};
+use tandem_config::{
+    MaxmemoryPolicy, MemSize, MonitorConfig, NodeConfig, ReplicaOf, SentinelConfig,
+};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -217,11 +219,9 @@ impl SentinelArgs {
             let port = port
                 .parse()
                 .map_err(|_| format!("--monitor {name}: invalid port {port:?}"))?;
-            let quorum = quorum
-                .parse()
-                .ok()
-                .filter(|q| *q > 0)
-                .ok_or_else(|| format!("--monitor {name}: quorum must be 1 or greater, got {quorum:?}"))?;
+            let quorum = quorum.parse().ok().filter(|q| *q > 0).ok_or_else(|| {
+                format!("--monitor {name}: quorum must be 1 or greater, got {quorum:?}")
+            })?;
             c.monitors.retain(|x| x.name != *name);
             c.monitors.push(MonitorConfig {
                 name: name.clone(),

@@ -96,7 +96,9 @@ fn master_port(sentinel: u16) -> Option<u16> {
 /// ROLE of a data node: ("master", None) or ("slave", Some(master port)).
 fn role(port: u16) -> Option<(String, Option<u16>)> {
     let v: redis::Value = query(port, &["ROLE"]).ok()?;
-    let redis::Value::Array(items) = v else { return None };
+    let redis::Value::Array(items) = v else {
+        return None;
+    };
     let text = |v: &redis::Value| match v {
         redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
         redis::Value::SimpleString(s) => Some(s.clone()),
@@ -112,8 +114,10 @@ fn role(port: u16) -> Option<(String, Option<u16>)> {
 
 fn info_field(port: u16, section: &str, field: &str) -> Option<String> {
     let info: String = query(port, &["INFO", section]).ok()?;
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
+    info.lines().find_map(|l| {
+        l.strip_prefix(&format!("{field}:"))
+            .map(|v| v.trim().to_string())
+    })
 }
 
 fn master_fields(sentinel: u16) -> HashMap<String, String> {
@@ -138,7 +142,9 @@ impl Events {
         std::thread::spawn(move || {
             while let Some(items) = read_array(&mut r) {
                 if items.len() == 4 && items[0] == "pmessage" {
-                    sink.lock().unwrap().push((items[2].clone(), items[3].clone()));
+                    sink.lock()
+                        .unwrap()
+                        .push((items[2].clone(), items[3].clone()));
                 }
             }
         });
@@ -160,7 +166,12 @@ impl Events {
     }
 
     fn names(&self) -> Vec<String> {
-        self.log.lock().unwrap().iter().map(|(n, _)| n.clone()).collect()
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect()
     }
 }
 
@@ -205,8 +216,12 @@ impl Cluster {
         }
         for n in &nodes[1..] {
             assert!(
-                eventually(DEADLINE, || info_field(n.port, "replication", "master_link_status")
-                    .as_deref()
+                eventually(DEADLINE, || info_field(
+                    n.port,
+                    "replication",
+                    "master_link_status"
+                )
+                .as_deref()
                     == Some("up")),
                 "replica {} never synced with {mport}",
                 n.port
@@ -280,7 +295,11 @@ impl Cluster {
     fn wait_new_master(&self, old: u16) -> u16 {
         let mut seen = Vec::new();
         let ok = eventually(DEADLINE, || {
-            seen = self.live_sentinels().iter().map(|&s| master_port(s)).collect();
+            seen = self
+                .live_sentinels()
+                .iter()
+                .map(|&s| master_port(s))
+                .collect();
             match seen.first() {
                 Some(Some(p)) if *p != old && seen.iter().all(|x| *x == Some(*p)) => {
                     role(*p).map(|r| r.0) == Some("master".into())
@@ -306,7 +325,8 @@ impl Cluster {
         let mut last = None;
         let ok = eventually(DEADLINE, || {
             last = role(port);
-            last.as_ref().is_some_and(|(r, m)| r == "slave" && *m == Some(master))
+            last.as_ref()
+                .is_some_and(|(r, m)| r == "slave" && *m == Some(master))
         });
         assert!(ok, "node {port} is not a replica of {master}: {last:?}");
     }
@@ -341,10 +361,13 @@ fn failover_end_to_end(kind: Data) {
     let old = c.master;
     let _: () = query(old, &["SET", "before", "1"]).expect("write to the master");
     for n in &c.nodes[1..] {
-        assert!(eventually(DEADLINE, || query::<Option<String>>(n.port, &["GET", "before"])
-            .ok()
-            .flatten()
-            .is_some()));
+        assert!(eventually(DEADLINE, || query::<Option<String>>(
+            n.port,
+            &["GET", "before"]
+        )
+        .ok()
+        .flatten()
+        .is_some()));
     }
     c.node(old).kill();
     let new = c.wait_new_master(old);
@@ -353,7 +376,11 @@ fn failover_end_to_end(kind: Data) {
     // The new master takes writes and kept the data.
     let _: () = query(new, &["SET", "after", "2"]).expect("write to the new master");
     assert_eq!(query::<String>(new, &["GET", "before"]).unwrap(), "1");
-    let other = c.nodes[1..].iter().map(|n| n.port).find(|p| *p != new).unwrap();
+    let other = c.nodes[1..]
+        .iter()
+        .map(|n| n.port)
+        .find(|p| *p != new)
+        .unwrap();
     c.wait_replica_of(other, new);
 
     // Events, with Redis's formats.
@@ -365,9 +392,13 @@ fn failover_end_to_end(kind: Data) {
         "{odown}"
     );
     assert!(events.wait("+new-epoch", DEADLINE).is_some());
-    let switch = events.wait("+switch-master", DEADLINE).expect("+switch-master");
+    let switch = events
+        .wait("+switch-master", DEADLINE)
+        .expect("+switch-master");
     assert_eq!(switch, format!("{NAME} 127.0.0.1 {old} 127.0.0.1 {new}"));
-    let vote = events.wait("+vote-for-leader", DEADLINE).expect("+vote-for-leader");
+    let vote = events
+        .wait("+vote-for-leader", DEADLINE)
+        .expect("+vote-for-leader");
     let (leader, epoch) = vote.split_once(' ').expect("runid epoch");
     assert_eq!(leader.len(), 40);
     assert_eq!(epoch, "1");
@@ -419,11 +450,17 @@ fn forced_failover(kind: Data) {
     assert_eq!(e.detail(), Some("No such master with that name"));
     let new = c.wait_new_master(old);
     c.wait_replica_of(old, new);
-    let other = c.nodes[1..].iter().map(|n| n.port).find(|p| *p != new).unwrap();
+    let other = c.nodes[1..]
+        .iter()
+        .map(|n| n.port)
+        .find(|p| *p != new)
+        .unwrap();
     c.wait_replica_of(other, new);
     assert_eq!(c.masters(), vec![new]);
     let _: () = query(new, &["SET", "k", "v"]).expect("write to the new master");
-    events.wait("+switch-master", DEADLINE).expect("+switch-master");
+    events
+        .wait("+switch-master", DEADLINE)
+        .expect("+switch-master");
     let names = events.names();
     let pos = |n: &str| names.iter().position(|x| x == n);
     let order = [
@@ -493,7 +530,9 @@ fn no_failover_without_majority(kind: Data) {
     let events = Events::subscribe(s0);
     let old = c.master;
     c.node(old).kill();
-    events.wait("+odown", DEADLINE).expect("+odown with quorum 1");
+    events
+        .wait("+odown", DEADLINE)
+        .expect("+odown with quorum 1");
     events
         .wait("-failover-abort-not-elected", DEADLINE)
         .expect("-failover-abort-not-elected");
@@ -533,9 +572,17 @@ fn leader_crash_mid_failover(kind: Data, when: &str) {
     for s in c.live_sentinels() {
         let _: redis::Value = query(s, &["SENTINEL", "SIMULATE-FAILURE", "HELP"]).unwrap();
     }
-    assert_eq!(c.live_sentinels().len(), 2, "more than one sentinel crashed");
+    assert_eq!(
+        c.live_sentinels().len(),
+        2,
+        "more than one sentinel crashed"
+    );
     let new = c.wait_new_master(old);
-    let other = c.nodes[1..].iter().map(|n| n.port).find(|p| *p != new).unwrap();
+    let other = c.nodes[1..]
+        .iter()
+        .map(|n| n.port)
+        .find(|p| *p != new)
+        .unwrap();
     c.wait_replica_of(other, new);
     assert_eq!(c.masters(), vec![new]);
     c.sentinels.retain(|s| s.is_running());
@@ -577,8 +624,14 @@ fn map_keys(r: &Resp) -> Vec<String> {
 
 fn map_get(r: &Resp, key: &str) -> Resp {
     match r {
-        Resp::Map(pairs) => pairs.iter().find(|(k, _)| k.text() == key).map(|(_, v)| v.clone()),
-        Resp::Array(items) => items.chunks(2).find(|kv| kv[0].text() == key).map(|kv| kv[1].clone()),
+        Resp::Map(pairs) => pairs
+            .iter()
+            .find(|(k, _)| k.text() == key)
+            .map(|(_, v)| v.clone()),
+        Resp::Array(items) => items
+            .chunks(2)
+            .find(|kv| kv[0].text() == key)
+            .map(|kv| kv[1].clone()),
         _ => None,
     }
     .unwrap_or_else(|| panic!("no {key} in {r:?}"))
@@ -620,27 +673,44 @@ fn api_replies_and_events() {
         r2.cmd(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", NAME]),
         Resp::bulks(&["127.0.0.1", &m.to_string()])
     );
-    assert_eq!(r2.cmd(&["SENTINEL", "get-master-addr-by-name", "nope"]), Resp::NullArray);
-    assert_eq!(r3.cmd(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "nope"]), Resp::Null);
+    assert_eq!(
+        r2.cmd(&["SENTINEL", "get-master-addr-by-name", "nope"]),
+        Resp::NullArray
+    );
+    assert_eq!(
+        r3.cmd(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "nope"]),
+        Resp::Null
+    );
 
     // masters / master: flat arrays in RESP2, maps in RESP3, every value a bulk string.
     let masters = r2.cmd(&["SENTINEL", "MASTERS"]);
-    let Resp::Array(ms) = &masters else { panic!("{masters:?}") };
+    let Resp::Array(ms) = &masters else {
+        panic!("{masters:?}")
+    };
     assert_eq!(ms.len(), 1);
     assert_eq!(map_keys(&ms[0]), MASTER_KEYS);
     let master = r3.cmd(&["SENTINEL", "MASTER", NAME]);
     assert!(matches!(master, Resp::Map(_)));
     assert_eq!(map_keys(&master), MASTER_KEYS);
     if let Resp::Map(pairs) = &master {
-        assert!(pairs.iter().all(|(_, v)| matches!(v, Resp::Bulk(_))), "{master:?}");
+        assert!(
+            pairs.iter().all(|(_, v)| matches!(v, Resp::Bulk(_))),
+            "{master:?}"
+        );
     }
     assert_eq!(map_get(&master, "flags"), Resp::bulk("master"));
     assert_eq!(map_get(&master, "port"), Resp::bulk(&m.to_string()));
     assert_eq!(map_get(&master, "quorum"), Resp::bulk("2"));
     assert_eq!(map_get(&master, "num-slaves"), Resp::bulk("2"));
     assert_eq!(map_get(&master, "num-other-sentinels"), Resp::bulk("2"));
-    assert_eq!(map_get(&master, "down-after-milliseconds"), Resp::bulk(DOWN_AFTER_MS));
-    assert_eq!(map_get(&master, "failover-timeout"), Resp::bulk(FAILOVER_TIMEOUT_MS));
+    assert_eq!(
+        map_get(&master, "down-after-milliseconds"),
+        Resp::bulk(DOWN_AFTER_MS)
+    );
+    assert_eq!(
+        map_get(&master, "failover-timeout"),
+        Resp::bulk(FAILOVER_TIMEOUT_MS)
+    );
     assert_eq!(map_get(&master, "runid").text().len(), 40);
     assert_eq!(
         r2.cmd(&["SENTINEL", "MASTER", "nope"]),
@@ -650,7 +720,9 @@ fn api_replies_and_events() {
     // replicas / slaves.
     for sub in ["REPLICAS", "SLAVES"] {
         let reps = r2.cmd(&["SENTINEL", sub, NAME]);
-        let Resp::Array(items) = &reps else { panic!("{reps:?}") };
+        let Resp::Array(items) = &reps else {
+            panic!("{reps:?}")
+        };
         assert_eq!(items.len(), 2);
         for r in items {
             assert_eq!(map_get(r, "flags"), Resp::bulk("slave"));
@@ -663,7 +735,9 @@ fn api_replies_and_events() {
     }
     // sentinels: the two peers, by run id.
     let peers = r3.cmd(&["SENTINEL", "SENTINELS", NAME]);
-    let Resp::Array(items) = &peers else { panic!("{peers:?}") };
+    let Resp::Array(items) = &peers else {
+        panic!("{peers:?}")
+    };
     assert_eq!(items.len(), 2);
     let ids: Vec<String> = c.sentinel_ports[1..]
         .iter()
@@ -678,7 +752,9 @@ fn api_replies_and_events() {
     // ckquorum, myid, ping, role, info.
     assert_eq!(
         r2.cmd(&["SENTINEL", "CKQUORUM", NAME]),
-        Resp::Simple("OK 3 usable Sentinels. Quorum and failover authorization can be reached".into())
+        Resp::Simple(
+            "OK 3 usable Sentinels. Quorum and failover authorization can be reached".into()
+        )
     );
     let myid = r2.cmd(&["SENTINEL", "MYID"]).text();
     assert!(myid.len() == 40 && myid.bytes().all(|b| b.is_ascii_hexdigit()));
@@ -689,7 +765,10 @@ fn api_replies_and_events() {
         Resp::Array(vec![Resp::bulk("sentinel"), Resp::bulks(&[NAME])])
     );
     let info = r2.cmd(&["INFO", "sentinel"]).text();
-    assert!(info.starts_with("# Sentinel\r\nsentinel_masters:1\r\nsentinel_tilt:0\r\n"), "{info}");
+    assert!(
+        info.starts_with("# Sentinel\r\nsentinel_masters:1\r\nsentinel_tilt:0\r\n"),
+        "{info}"
+    );
     assert!(
         info.contains(&format!(
             "master0:name={NAME},status=ok,address=127.0.0.1:{m},slaves=2,sentinels=3\r\n"
@@ -702,26 +781,62 @@ fn api_replies_and_events() {
 
     // is-master-down-by-addr: state, then votes (one per epoch, first come).
     assert_eq!(
-        r2.cmd(&["SENTINEL", "IS-MASTER-DOWN-BY-ADDR", "127.0.0.1", &m.to_string(), "0", "*"]),
+        r2.cmd(&[
+            "SENTINEL",
+            "IS-MASTER-DOWN-BY-ADDR",
+            "127.0.0.1",
+            &m.to_string(),
+            "0",
+            "*"
+        ]),
         Resp::Array(vec![Resp::Int(0), Resp::bulk("*"), Resp::Int(0)])
     );
     let (a, b) = ("a".repeat(40), "b".repeat(40));
     assert_eq!(
-        r2.cmd(&["SENTINEL", "IS-MASTER-DOWN-BY-ADDR", "127.0.0.1", &m.to_string(), "100", &a]),
+        r2.cmd(&[
+            "SENTINEL",
+            "IS-MASTER-DOWN-BY-ADDR",
+            "127.0.0.1",
+            &m.to_string(),
+            "100",
+            &a
+        ]),
         Resp::Array(vec![Resp::Int(0), Resp::bulk(&a), Resp::Int(100)])
     );
     assert_eq!(
-        r2.cmd(&["SENTINEL", "IS-MASTER-DOWN-BY-ADDR", "127.0.0.1", &m.to_string(), "100", &b]),
+        r2.cmd(&[
+            "SENTINEL",
+            "IS-MASTER-DOWN-BY-ADDR",
+            "127.0.0.1",
+            &m.to_string(),
+            "100",
+            &b
+        ]),
         Resp::Array(vec![Resp::Int(0), Resp::bulk(&a), Resp::Int(100)])
     );
     assert_eq!(
-        r2.cmd(&["SENTINEL", "IS-MASTER-DOWN-BY-ADDR", "127.0.0.1", "x", "0", "*"]),
+        r2.cmd(&[
+            "SENTINEL",
+            "IS-MASTER-DOWN-BY-ADDR",
+            "127.0.0.1",
+            "x",
+            "0",
+            "*"
+        ]),
         Resp::Error("ERR value is not an integer or out of range".into())
     );
 
     // set.
     assert_eq!(
-        r2.cmd(&["SENTINEL", "SET", NAME, "down-after-milliseconds", "1500", "parallel-syncs", "2"]),
+        r2.cmd(&[
+            "SENTINEL",
+            "SET",
+            NAME,
+            "down-after-milliseconds",
+            "1500",
+            "parallel-syncs",
+            "2"
+        ]),
         Resp::Simple("OK".into())
     );
     assert_eq!(master_fields(s0)["down-after-milliseconds"], "1500");
@@ -750,10 +865,22 @@ fn api_replies_and_events() {
         Resp::Simple("OK".into())
     );
     for (args, err) in [
-        (["SENTINEL", "MONITOR", "other", "127.0.0.1", "1", "1"], "ERR Duplicate master name."),
-        (["SENTINEL", "MONITOR", "x", "localhost", "1", "1"], "ERR Invalid IP address or hostname specified"),
-        (["SENTINEL", "MONITOR", "x", "127.0.0.1", "p", "1"], "ERR Invalid port"),
-        (["SENTINEL", "MONITOR", "x", "127.0.0.1", "1", "0"], "ERR Quorum must be 1 or greater."),
+        (
+            ["SENTINEL", "MONITOR", "other", "127.0.0.1", "1", "1"],
+            "ERR Duplicate master name.",
+        ),
+        (
+            ["SENTINEL", "MONITOR", "x", "localhost", "1", "1"],
+            "ERR Invalid IP address or hostname specified",
+        ),
+        (
+            ["SENTINEL", "MONITOR", "x", "127.0.0.1", "p", "1"],
+            "ERR Invalid port",
+        ),
+        (
+            ["SENTINEL", "MONITOR", "x", "127.0.0.1", "1", "0"],
+            "ERR Quorum must be 1 or greater.",
+        ),
     ] {
         assert_eq!(r2.cmd(&args), Resp::Error(err.into()), "{args:?}");
     }
@@ -762,9 +889,15 @@ fn api_replies_and_events() {
         Resp::Array(vec![Resp::bulk("sentinel"), Resp::bulks(&[NAME, "other"])])
     );
     let other = r2.cmd(&["SENTINEL", "MASTER", "other"]);
-    assert_eq!(map_get(&other, "down-after-milliseconds"), Resp::bulk("30000"));
+    assert_eq!(
+        map_get(&other, "down-after-milliseconds"),
+        Resp::bulk("30000")
+    );
     assert_eq!(map_get(&other, "failover-timeout"), Resp::bulk("180000"));
-    assert_eq!(r2.cmd(&["SENTINEL", "REMOVE", "other"]), Resp::Simple("OK".into()));
+    assert_eq!(
+        r2.cmd(&["SENTINEL", "REMOVE", "other"]),
+        Resp::Simple("OK".into())
+    );
     assert_eq!(
         r2.cmd(&["SENTINEL", "REMOVE", "other"]),
         Resp::Error("ERR No such master with that name".into())
@@ -772,11 +905,26 @@ fn api_replies_and_events() {
 
     // Errors with Redis's texts.
     for (args, err) in [
-        (&["FOO", "bar"][..], "ERR unknown command 'FOO', with args beginning with: 'bar' "),
-        (&["SENTINEL", "FOO"][..], "ERR unknown subcommand 'FOO'. Try SENTINEL HELP."),
-        (&["SENTINEL", "MASTERS", "x"][..], "ERR wrong number of arguments for 'sentinel|masters' command"),
-        (&["SENTINEL"][..], "ERR wrong number of arguments for 'sentinel' command"),
-        (&["PUBLISH", "ch", "x"][..], "ERR Only HELLO messages are accepted by Sentinel instances."),
+        (
+            &["FOO", "bar"][..],
+            "ERR unknown command 'FOO', with args beginning with: 'bar' ",
+        ),
+        (
+            &["SENTINEL", "FOO"][..],
+            "ERR unknown subcommand 'FOO'. Try SENTINEL HELP.",
+        ),
+        (
+            &["SENTINEL", "MASTERS", "x"][..],
+            "ERR wrong number of arguments for 'sentinel|masters' command",
+        ),
+        (
+            &["SENTINEL"][..],
+            "ERR wrong number of arguments for 'sentinel' command",
+        ),
+        (
+            &["PUBLISH", "ch", "x"][..],
+            "ERR Only HELLO messages are accepted by Sentinel instances.",
+        ),
     ] {
         assert_eq!(r2.cmd(args), Resp::Error(err.into()), "{args:?}");
     }
@@ -794,13 +942,20 @@ fn api_replies_and_events() {
     let mut sub = Raw::connect(s0);
     assert_eq!(
         sub.cmd(&["SUBSCRIBE", "+sdown"]),
-        Resp::Array(vec![Resp::bulk("subscribe"), Resp::bulk("+sdown"), Resp::Int(1)])
+        Resp::Array(vec![
+            Resp::bulk("subscribe"),
+            Resp::bulk("+sdown"),
+            Resp::Int(1)
+        ])
     );
     assert_eq!(
         sub.cmd(&["INFO"]),
         Resp::Error("ERR Can't execute 'info': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context".into())
     );
-    assert_eq!(sub.cmd(&["PING"]), Resp::Array(vec![Resp::bulk("pong"), Resp::bulk("")]));
+    assert_eq!(
+        sub.cmd(&["PING"]),
+        Resp::Array(vec![Resp::bulk("pong"), Resp::bulk("")])
+    );
     let victim = c.nodes[2].port;
     c.nodes[2].kill();
     assert_eq!(
@@ -808,16 +963,23 @@ fn api_replies_and_events() {
         Resp::Array(vec![
             Resp::bulk("message"),
             Resp::bulk("+sdown"),
-            Resp::bulk(&format!("slave 127.0.0.1:{victim} 127.0.0.1 {victim} @ {NAME} 127.0.0.1 {m}")),
+            Resp::bulk(&format!(
+                "slave 127.0.0.1:{victim} 127.0.0.1 {victim} @ {NAME} 127.0.0.1 {m}"
+            )),
         ])
     );
     let reps = r2.cmd(&["SENTINEL", "REPLICAS", NAME]);
-    let Resp::Array(items) = &reps else { panic!("{reps:?}") };
+    let Resp::Array(items) = &reps else {
+        panic!("{reps:?}")
+    };
     let dead = items
         .iter()
         .find(|r| map_get(r, "port").text() == victim.to_string())
         .expect("the dead replica is still known");
-    assert_eq!(map_get(dead, "flags"), Resp::bulk("s_down,slave,disconnected"));
+    assert_eq!(
+        map_get(dead, "flags"),
+        Resp::bulk("s_down,slave,disconnected")
+    );
     // RESP3 subscribers get push messages.
     let mut sub3 = hello3(s0);
     sub3.send_cmd(&["SUBSCRIBE", "-sdown"]);
@@ -864,7 +1026,15 @@ fn replies_match_redis_sentinel() {
     let ours = Proc::sentinel(
         free_port(),
         state.path(),
-        &["--monitor", NAME, "127.0.0.1", &m, "2", "--down-after-ms", "1000"],
+        &[
+            "--monitor",
+            NAME,
+            "127.0.0.1",
+            &m,
+            "2",
+            "--down-after-ms",
+            "1000",
+        ],
     );
     // Each finds the replica and the other sentinel.
     for p in [ours.port, theirs.port] {
@@ -890,7 +1060,11 @@ fn replies_match_redis_sentinel() {
             Resp::Array(items) => format!("*{}", items.len()),
             Resp::Map(pairs) => format!(
                 "%[{}]",
-                pairs.iter().map(|(k, _)| k.text()).collect::<Vec<_>>().join(",")
+                pairs
+                    .iter()
+                    .map(|(k, _)| k.text())
+                    .collect::<Vec<_>>()
+                    .join(",")
             ),
             Resp::Push(items) => format!(">{}", items.len()),
             Resp::Verbatim(f, _) => format!("={f}"),
@@ -909,9 +1083,30 @@ fn replies_match_redis_sentinel() {
         vec!["SENTINEL", "CKQUORUM", NAME],
         vec!["SENTINEL", "CKQUORUM", "nope"],
         vec!["SENTINEL", "MYID"],
-        vec!["SENTINEL", "IS-MASTER-DOWN-BY-ADDR", "127.0.0.1", &m, "0", "*"],
-        vec!["SENTINEL", "IS-MASTER-DOWN-BY-ADDR", "127.0.0.1", "x", "0", "*"],
-        vec!["SENTINEL", "IS-MASTER-DOWN-BY-ADDR", "10.9.9.9", "1", "0", "*"],
+        vec![
+            "SENTINEL",
+            "IS-MASTER-DOWN-BY-ADDR",
+            "127.0.0.1",
+            &m,
+            "0",
+            "*",
+        ],
+        vec![
+            "SENTINEL",
+            "IS-MASTER-DOWN-BY-ADDR",
+            "127.0.0.1",
+            "x",
+            "0",
+            "*",
+        ],
+        vec![
+            "SENTINEL",
+            "IS-MASTER-DOWN-BY-ADDR",
+            "10.9.9.9",
+            "1",
+            "0",
+            "*",
+        ],
         vec!["SENTINEL", "SET", NAME, "foo", "1"],
         vec!["SENTINEL", "SET", NAME, "quorum", "x"],
         vec!["SENTINEL", "SET", NAME, "quorum"],
@@ -943,11 +1138,18 @@ fn replies_match_redis_sentinel() {
         };
         for cmd in &script {
             let (x, y) = (a.cmd(cmd), b.cmd(cmd));
-            assert_eq!(shape(&x), shape(&y), "{cmd:?} (resp3: {resp3}): {x:?} vs {y:?}");
+            assert_eq!(
+                shape(&x),
+                shape(&y),
+                "{cmd:?} (resp3: {resp3}): {x:?} vs {y:?}"
+            );
         }
         // Field names of every instance kind.
         for sub in ["REPLICAS", "SENTINELS"] {
-            let (x, y) = (a.cmd(&["SENTINEL", sub, NAME]), b.cmd(&["SENTINEL", sub, NAME]));
+            let (x, y) = (
+                a.cmd(&["SENTINEL", sub, NAME]),
+                b.cmd(&["SENTINEL", sub, NAME]),
+            );
             let keys = |r: &Resp| match r {
                 Resp::Array(items) => items.iter().map(map_keys).collect::<Vec<_>>(),
                 other => panic!("{other:?}"),

@@ -157,7 +157,9 @@ fn text(b: &[u8]) -> String {
 }
 
 fn arity_error(name: &str) -> Reply {
-    Reply::error(format!("ERR wrong number of arguments for '{name}' command"))
+    Reply::error(format!(
+        "ERR wrong number of arguments for '{name}' command"
+    ))
 }
 
 fn unknown_command(args: &[Bytes]) -> Reply {
@@ -342,10 +344,23 @@ fn subscribe(
     }
 }
 
-fn unsubscribe(sess: &mut Session, conn: &mut Connection<TcpStream>, names: &[Bytes], pattern: bool) {
-    let kind = if pattern { "punsubscribe" } else { "unsubscribe" };
+fn unsubscribe(
+    sess: &mut Session,
+    conn: &mut Connection<TcpStream>,
+    names: &[Bytes],
+    pattern: bool,
+) {
+    let kind = if pattern {
+        "punsubscribe"
+    } else {
+        "unsubscribe"
+    };
     let targets: Vec<Bytes> = if names.is_empty() {
-        let set = if pattern { &sess.patterns } else { &sess.channels };
+        let set = if pattern {
+            &sess.patterns
+        } else {
+            &sess.channels
+        };
         set.iter().cloned().collect()
     } else {
         names.to_vec()
@@ -353,7 +368,11 @@ fn unsubscribe(sess: &mut Session, conn: &mut Connection<TcpStream>, names: &[By
     if targets.is_empty() {
         let r = push_or_array(
             conn,
-            vec![Reply::bulk_str(kind), Reply::Nil, Reply::Int(sess.subscriptions() as i64)],
+            vec![
+                Reply::bulk_str(kind),
+                Reply::Nil,
+                Reply::Int(sess.subscriptions() as i64),
+            ],
         );
         conn.queue(&r);
     }
@@ -402,9 +421,7 @@ fn client(sess: &mut Session, args: &[Bytes]) -> Reply {
         }
         ("getname", 1) => Reply::opt_bulk(sess.name.clone()),
         ("id", 1) => Reply::Int(sess.id as i64),
-        ("setname" | "getname" | "id", _) => {
-            arity_error(&format!("client|{sub}"))
-        }
+        ("setname" | "getname" | "id", _) => arity_error(&format!("client|{sub}")),
         _ => Reply::error(format!(
             "ERR unknown subcommand '{}'. Try CLIENT HELP.",
             trunc(&args[0])
@@ -441,7 +458,11 @@ fn hello(
             b"2" => Protocol::Resp2,
             b"3" => Protocol::Resp3,
             _ => {
-                if std::str::from_utf8(v).ok().and_then(|s| s.parse::<i64>().ok()).is_none() {
+                if std::str::from_utf8(v)
+                    .ok()
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .is_none()
+                {
                     return Reply::error("ERR Protocol version is not an integer or out of range");
                 }
                 return Reply::error("NOPROTO unsupported protocol version");
@@ -461,7 +482,10 @@ fn hello(
             sess.name = Some(args[i + 1].clone());
             i += 2;
         } else {
-            return Reply::error(format!("ERR Syntax error in HELLO option '{}'", trunc(&args[i])));
+            return Reply::error(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                trunc(&args[i])
+            ));
         }
     }
     if !sess.authed {
@@ -508,7 +532,10 @@ fn info(shared: &Shared, args: &[Bytes]) -> Reply {
     if want("stats") {
         out.push_str(&format!(
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n\r\n",
-            shared.next_client_id.load(Ordering::Relaxed).saturating_sub(1),
+            shared
+                .next_client_id
+                .load(Ordering::Relaxed)
+                .saturating_sub(1),
             shared.commands.load(Ordering::Relaxed)
         ));
     }
@@ -686,7 +713,10 @@ fn replicas_reply(m: &Master, now: Instant) -> Reply {
                 "master-link-status",
                 if r.master_link_up { "ok" } else { "err" }.into(),
             ));
-            f.push(("master-host", r.master_host.clone().unwrap_or_else(|| "?".into())));
+            f.push((
+                "master-host",
+                r.master_host.clone().unwrap_or_else(|| "?".into()),
+            ));
             f.push(("master-port", r.master_port.to_string()));
             f.push(("slave-priority", r.priority.to_string()));
             f.push(("slave-repl-offset", r.repl_offset.to_string()));
@@ -727,7 +757,10 @@ fn sentinels_reply(m: &Master, now: Instant) -> Reply {
             }
             f.push(("down-after-milliseconds", ms(m.settings.down_after)));
             f.push(("last-hello-message", ago_or_zero(now, p.last_hello)));
-            f.push(("voted-leader", p.leader.clone().unwrap_or_else(|| "?".into())));
+            f.push((
+                "voted-leader",
+                p.leader.clone().unwrap_or_else(|| "?".into()),
+            ));
             f.push(("voted-leader-epoch", p.leader_epoch.to_string()));
             fields(f)
         })
@@ -738,8 +771,15 @@ fn sentinels_reply(m: &Master, now: Instant) -> Reply {
 /// SENTINEL subcommand arities (negative: at least), as in Redis's command table.
 fn sentinel_arity(sub: &str) -> Option<i64> {
     Some(match sub {
-        "ckquorum" | "get-master-addr-by-name" | "failover" | "master" | "remove" | "replicas"
-        | "slaves" | "reset" | "sentinels" => 3,
+        "ckquorum"
+        | "get-master-addr-by-name"
+        | "failover"
+        | "master"
+        | "remove"
+        | "replicas"
+        | "slaves"
+        | "reset"
+        | "sentinels" => 3,
         "flushconfig" | "help" | "masters" | "myid" | "pending-scripts" => 2,
         "is-master-down-by-addr" | "monitor" => 6,
         "set" => -5,
@@ -801,7 +841,11 @@ fn sentinel(shared: &Arc<Shared>, args: &[Bytes]) -> Reply {
             let Some(m) = s.masters.get(&name) else {
                 return Reply::error(NO_SUCH_MASTER);
             };
-            let usable = 1 + m.sentinels.values().filter(|p| p.sdown_since.is_none()).count();
+            let usable = 1 + m
+                .sentinels
+                .values()
+                .filter(|p| p.sdown_since.is_none())
+                .count();
             let voters = m.voters();
             let noquorum = usable < m.settings.quorum as usize;
             let noauth = usable < voters / 2 + 1;

@@ -133,7 +133,11 @@ mod tests {
         for (i, p) in peers.iter().enumerate() {
             m.sentinels.insert(
                 p.to_string(),
-                Peer::new(p.to_string(), NodeAddr::new("127.0.0.1", 26380 + i as u16), t0),
+                Peer::new(
+                    p.to_string(),
+                    NodeAddr::new("127.0.0.1", 26380 + i as u16),
+                    t0,
+                ),
             );
         }
         m

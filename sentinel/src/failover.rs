@@ -210,7 +210,10 @@ impl Master {
             r.promoted = true;
         }
         self.set_state(FailoverState::SendSlaveofNoOne, now);
-        core.event("+failover-state-send-slaveof-noone", self.replica_desc(&addr));
+        core.event(
+            "+failover-state-send-slaveof-noone",
+            self.replica_desc(&addr),
+        );
         self.failover_send_slaveof_noone(core, now);
     }
 
@@ -273,7 +276,9 @@ impl Master {
                 break;
             }
             let desc = self.replica_desc(&a);
-            let Some(r) = self.replicas.get_mut(&a) else { continue };
+            let Some(r) = self.replicas.get_mut(&a) else {
+                continue;
+            };
             if r.promoted || r.reconf == Reconf::Done {
                 continue;
             }
@@ -288,7 +293,12 @@ impl Master {
                 continue;
             }
             r.reconf = Reconf::Sent(now);
-            core.job(&self.name, Kind::Replica, &a, Job::SlaveOf(Some(promoted.clone())));
+            core.job(
+                &self.name,
+                Kind::Replica,
+                &a,
+                Job::SlaveOf(Some(promoted.clone())),
+            );
             core.event("+slave-reconf-sent", desc);
             in_progress += 1;
         }
@@ -322,7 +332,12 @@ impl Master {
                 .map(|r| r.addr.clone())
                 .collect();
             for a in late {
-                core.job(&name, Kind::Replica, &a, Job::SlaveOf(Some(promoted.clone())));
+                core.job(
+                    &name,
+                    Kind::Replica,
+                    &a,
+                    Job::SlaveOf(Some(promoted.clone())),
+                );
                 core.event("+slave-reconf-sent-be", self.replica_desc(&a));
             }
         }
@@ -477,8 +492,10 @@ mod tests {
         assert_eq!(m.failover, FailoverState::ReconfSlaves);
         assert_eq!(m.current_addr(), &a2);
         let a3 = NodeAddr::new("127.0.0.1", 7003);
-        assert!(core.out.iter().any(|a| matches!(a,
-            Action::Job { target, job: Job::SlaveOf(Some(to)) } if target.addr == a3 && *to == a2)));
+        assert!(
+            core.out.iter().any(|a| matches!(a,
+            Action::Job { target, job: Job::SlaveOf(Some(to)) } if target.addr == a3 && *to == a2))
+        );
         assert!(core.out.iter().any(|a| matches!(a,
             Action::Job { target, job: Job::Hello(_) } if target.kind == Kind::Sentinel)));
         // The replica follows: failover ends, configuration switches.

@@ -90,8 +90,14 @@ pub enum Job {
 /// Effects of a decision, carried out by the driver after the state lock is released.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    Event { name: &'static str, text: String },
-    Job { target: Target, job: Job },
+    Event {
+        name: &'static str,
+        text: String,
+    },
+    Job {
+        target: Target,
+        job: Job,
+    },
     /// SENTINEL SIMULATE-FAILURE asked us to crash at this point.
     Crash(&'static str),
 }
@@ -388,7 +394,13 @@ impl Master {
     }
 
     pub fn sentinel_desc(&self, runid: &str, addr: &NodeAddr) -> String {
-        format!("sentinel {} {} {} {}", runid, addr.host, addr.port, self.at())
+        format!(
+            "sentinel {} {} {} {}",
+            runid,
+            addr.host,
+            addr.port,
+            self.at()
+        )
     }
 
     /// The address clients should use: the promoted replica once it answers as master
@@ -429,7 +441,12 @@ impl Master {
     /// (SENTINEL RESET).
     pub fn reset(&mut self, core: &mut Core, now: Instant) {
         core.event("+reset-master", self.desc());
-        let fresh = Master::new(self.name.clone(), self.addr.clone(), self.settings.clone(), now);
+        let fresh = Master::new(
+            self.name.clone(),
+            self.addr.clone(),
+            self.settings.clone(),
+            now,
+        );
         let config_epoch = self.config_epoch;
         let (leader, leader_epoch) = (self.leader.take(), self.leader_epoch);
         *self = fresh;
@@ -559,11 +576,22 @@ impl Master {
         let name = self.name.clone();
 
         // Periodic commands.
-        schedule(core, &name, Kind::Master, &self.addr, &mut self.link, ping, INFO_PERIOD, now);
+        schedule(
+            core,
+            &name,
+            Kind::Master,
+            &self.addr,
+            &mut self.link,
+            ping,
+            INFO_PERIOD,
+            now,
+        );
         let hello = self.hello_payload(core);
         let replica_addrs: Vec<NodeAddr> = self.replicas.keys().cloned().collect();
         for a in &replica_addrs {
-            let Some(r) = self.replicas.get_mut(a) else { continue };
+            let Some(r) = self.replicas.get_mut(a) else {
+                continue;
+            };
             let info = if fast || !r.master_link_up {
                 INFO_PERIOD_FAST
             } else {
@@ -603,8 +631,7 @@ impl Master {
 
         // Forget stale answers, then ODOWN.
         for p in self.sentinels.values_mut() {
-            if p
-                .last_master_down_reply
+            if p.last_master_down_reply
                 .is_some_and(|t| now.saturating_duration_since(t) > MASTER_DOWN_VALIDITY)
             {
                 p.master_down = false;
@@ -639,7 +666,10 @@ impl Master {
         if self.sdown_since.is_none() && !self.in_failover() {
             return;
         }
-        if !forced && self.last_ask.is_some_and(|t| now.saturating_duration_since(t) < ASK_PERIOD)
+        if !forced
+            && self
+                .last_ask
+                .is_some_and(|t| now.saturating_duration_since(t) < ASK_PERIOD)
         {
             return;
         }
@@ -689,7 +719,8 @@ impl Master {
     pub fn schedule_hellos(&mut self, core: &mut Core, payload: &str, forced: bool, now: Instant) {
         let name = self.name.clone();
         let send = |core: &mut Core, kind: Kind, addr: &NodeAddr, link: &mut Link| {
-            if !forced && (link.hello_pending || !Link::due(link.last_hello_sent, HELLO_PERIOD, now))
+            if !forced
+                && (link.hello_pending || !Link::due(link.last_hello_sent, HELLO_PERIOD, now))
             {
                 return;
             }
@@ -824,7 +855,9 @@ impl Info {
         let mut info = Info::default();
         for line in text.lines() {
             let line = line.trim_end_matches('\r');
-            let Some((k, v)) = line.split_once(':') else { continue };
+            let Some((k, v)) = line.split_once(':') else {
+                continue;
+            };
             match k {
                 "run_id" if v.len() == 40 => info.run_id = Some(v.to_string()),
                 "role" => {
@@ -912,10 +945,17 @@ mod tests {
             auth_pass: None,
             auth_user: None,
         };
-        let mut m = Master::new("mymaster".into(), NodeAddr::new("127.0.0.1", 6379), settings, t0);
+        let mut m = Master::new(
+            "mymaster".into(),
+            NodeAddr::new("127.0.0.1", 6379),
+            settings,
+            t0,
+        );
         let peer = "b".repeat(40);
-        m.sentinels
-            .insert(peer.clone(), Peer::new(peer.clone(), NodeAddr::new("127.0.0.1", 26380), t0));
+        m.sentinels.insert(
+            peer.clone(),
+            Peer::new(peer.clone(), NodeAddr::new("127.0.0.1", 26380), t0),
+        );
         let t1 = t0 + Duration::from_millis(1100);
         m.sentinels.get_mut(&peer).unwrap().link.last_avail = t1;
         m.monitor(&mut core, t1);
@@ -940,7 +980,10 @@ mod tests {
         m.link.last_avail = t2;
         m.monitor(&mut core, t2);
         assert!(m.sdown_since.is_none() && m.odown_since.is_none());
-        assert!(core.out.iter().any(|a| matches!(a, Action::Event { name: "-odown", .. })));
+        assert!(core
+            .out
+            .iter()
+            .any(|a| matches!(a, Action::Event { name: "-odown", .. })));
     }
 
     #[test]
@@ -957,7 +1000,10 @@ mod tests {
         let s = h.to_string();
         assert_eq!(
             s,
-            format!("127.0.0.1,26379,{},3,mymaster,10.0.0.1,6380,2", "c".repeat(40))
+            format!(
+                "127.0.0.1,26379,{},3,mymaster,10.0.0.1,6380,2",
+                "c".repeat(40)
+            )
         );
         assert_eq!(Hello::parse(s.as_bytes()), Some(h));
         assert_eq!(Hello::parse(b"1,2,3"), None);
@@ -971,7 +1017,10 @@ mod tests {
         assert_eq!(i.role, Some(Role::Master));
         assert_eq!(
             i.replicas,
-            vec![NodeAddr::new("127.0.0.1", 7002), NodeAddr::new("127.0.0.1", 7003)]
+            vec![
+                NodeAddr::new("127.0.0.1", 7002),
+                NodeAddr::new("127.0.0.1", 7003)
+            ]
         );
         assert!(i.run_id.is_some());
         let replica = "role:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:7001\r\nmaster_link_status:down\r\nmaster_link_down_since_seconds:3\r\nslave_repl_offset:42\r\nslave_priority:0\r\nreplica_announced:1\r\n";

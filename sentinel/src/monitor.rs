@@ -136,7 +136,11 @@ impl Sentinel {
                     if role != m.role_reported {
                         m.role_reported = role;
                         m.role_reported_time = now;
-                        let name = if role == Role::Master { "+role-change" } else { "-role-change" };
+                        let name = if role == Role::Master {
+                            "+role-change"
+                        } else {
+                            "-role-change"
+                        };
                         core.event(
                             name,
                             format!("{} new reported role is {}", m.desc(), role.as_redis_str()),
@@ -198,7 +202,13 @@ impl Sentinel {
                 core.dirty = true;
                 core.event(
                     "+sentinel-address-switch",
-                    format!("{} ip {} port {} for {}", m.desc(), addr.host, addr.port, h.runid),
+                    format!(
+                        "{} ip {} port {} for {}",
+                        m.desc(),
+                        addr.host,
+                        addr.port,
+                        h.runid
+                    ),
                 );
                 tracing::info!(from = %old, to = %addr, "sentinel {} changed address", h.runid);
             }
@@ -211,12 +221,23 @@ impl Sentinel {
                     .map(|p| p.runid.clone())
                     .collect();
                 for d in dups {
-                    core.event("-dup-sentinel", format!("{} #duplicate of {}:{} or {}", m.desc(), addr.host, addr.port, h.runid));
+                    core.event(
+                        "-dup-sentinel",
+                        format!(
+                            "{} #duplicate of {}:{} or {}",
+                            m.desc(),
+                            addr.host,
+                            addr.port,
+                            h.runid
+                        ),
+                    );
                     m.sentinels.remove(&d);
                 }
                 core.event("+sentinel", m.sentinel_desc(&h.runid, &addr));
-                m.sentinels
-                    .insert(h.runid.clone(), Peer::new(h.runid.clone(), addr.clone(), now));
+                m.sentinels.insert(
+                    h.runid.clone(),
+                    Peer::new(h.runid.clone(), addr.clone(), now),
+                );
                 core.dirty = true;
             }
         }
@@ -241,8 +262,7 @@ fn master_looks_sane(m: &Master, now: Instant) -> bool {
     m.sdown_since.is_none()
         && m.link.connected
         && m.role_reported == Role::Master
-        && m
-            .info_refresh
+        && m.info_refresh
             .is_some_and(|t| now.saturating_duration_since(t) < 2 * INFO_PERIOD)
 }
 
@@ -289,8 +309,15 @@ fn on_replica_info(core: &mut Core, m: &mut Master, addr: &NodeAddr, info: Info,
         if role == Role::Replica {
             r.slave_conf_change_time = now;
         }
-        let name = if role == Role::Replica { "+role-change" } else { "-role-change" };
-        core.event(name, format!("{desc} new reported role is {}", role.as_redis_str()));
+        let name = if role == Role::Replica {
+            "+role-change"
+        } else {
+            "-role-change"
+        };
+        core.event(
+            name,
+            format!("{desc} new reported role is {}", role.as_redis_str()),
+        );
     }
     match role {
         Role::Master => {
@@ -304,7 +331,12 @@ fn on_replica_info(core: &mut Core, m: &mut Master, addr: &NodeAddr, info: Info,
                 && now.saturating_duration_since(r.slave_conf_change_time) > CONVERT_WAIT
             {
                 r.slave_conf_change_time = now;
-                core.job(&m.name, Kind::Replica, addr, Job::SlaveOf(Some(master_addr)));
+                core.job(
+                    &m.name,
+                    Kind::Replica,
+                    addr,
+                    Job::SlaveOf(Some(master_addr)),
+                );
                 core.event("+convert-to-slave", desc);
             }
         }
@@ -329,7 +361,12 @@ fn on_replica_info(core: &mut Core, m: &mut Master, addr: &NodeAddr, info: Info,
                     > m.settings.failover_timeout
             {
                 r.slave_conf_change_time = now;
-                core.job(&m.name, Kind::Replica, addr, Job::SlaveOf(Some(master_addr)));
+                core.job(
+                    &m.name,
+                    Kind::Replica,
+                    addr,
+                    Job::SlaveOf(Some(master_addr)),
+                );
                 core.event("+fix-slave-config", desc);
             }
         }
@@ -657,7 +694,10 @@ mod tests {
         let now = Instant::now();
         let mut s = sentinel(now);
         let peer = "p".repeat(40);
-        s.on_hello(format!("127.0.0.1,26380,{peer},1,mm,127.0.0.1,7001,0").as_bytes(), now);
+        s.on_hello(
+            format!("127.0.0.1,26380,{peer},1,mm,127.0.0.1,7001,0").as_bytes(),
+            now,
+        );
         let t = target(Kind::Sentinel, 26380);
         let reply = Reply::Array(vec![
             Reply::Int(1),

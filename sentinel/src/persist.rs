@@ -184,8 +184,10 @@ pub fn save(path: &Path, state: &StateFile) -> Result<(), PersistError> {
     let tmp = PathBuf::from(tmp);
     {
         let mut f = std::fs::File::create(&tmp).map_err(werr)?;
-        f.write_all(b"# Tandem sentinel state: rewritten on every change, do not edit while running.\n")
-            .map_err(werr)?;
+        f.write_all(
+            b"# Tandem sentinel state: rewritten on every change, do not edit while running.\n",
+        )
+        .map_err(werr)?;
         f.write_all(text.as_bytes()).map_err(werr)?;
         f.sync_all().map_err(werr)?;
     }
@@ -225,8 +227,10 @@ mod tests {
         m.leader_epoch = 7;
         m.add_replica(&mut core, NodeAddr::new("127.0.0.1", 7001), now);
         let peer = "c".repeat(40);
-        m.sentinels
-            .insert(peer.clone(), Peer::new(peer.clone(), NodeAddr::new("10.0.0.2", 26380), now));
+        m.sentinels.insert(
+            peer.clone(),
+            Peer::new(peer.clone(), NodeAddr::new("10.0.0.2", 26380), now),
+        );
         let mut masters = std::collections::BTreeMap::new();
         masters.insert("mm".to_string(), m);
         let s = Sentinel { core, masters };
