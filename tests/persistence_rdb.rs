@@ -35,7 +35,12 @@ fn dump(c: &mut Connection) -> Dump {
             let t: String = redis::cmd("TYPE").arg(&k).query(c).unwrap();
             let mut items: Vec<Vec<u8>> = match t.as_str() {
                 "string" => vec![redis::cmd("GET").arg(&k).query(c).unwrap()],
-                "list" => redis::cmd("LRANGE").arg(&k).arg(0).arg(-1).query(c).unwrap(),
+                "list" => redis::cmd("LRANGE")
+                    .arg(&k)
+                    .arg(0)
+                    .arg(-1)
+                    .query(c)
+                    .unwrap(),
                 "set" => redis::cmd("SMEMBERS").arg(&k).query(c).unwrap(),
                 "hash" => {
                     let m: Vec<(Vec<u8>, Vec<u8>)> =
@@ -75,47 +80,87 @@ fn fill(c: &mut Connection) {
     p.cmd("SELECT").arg(0).ignore();
     // Strings: text, integers (8/16/32/64-bit), long, binary, empty.
     p.cmd("SET").arg("s:text").arg("hello world").ignore();
-    for (i, v) in ["7", "-300", "70000", "-2147483648", "9007199254740993", "0123", "1e5"]
-        .iter()
-        .enumerate()
+    for (i, v) in [
+        "7",
+        "-300",
+        "70000",
+        "-2147483648",
+        "9007199254740993",
+        "0123",
+        "1e5",
+    ]
+    .iter()
+    .enumerate()
     {
         p.cmd("SET").arg(format!("s:int{i}")).arg(*v).ignore();
     }
     p.cmd("SET").arg("s:long").arg("x".repeat(20_000)).ignore();
     p.cmd("SET").arg("s:bin").arg(&b"a\0b\xff\r\n"[..]).ignore();
     p.cmd("SET").arg("s:empty").arg("").ignore();
-    p.cmd("SET").arg("s:ttl").arg("v").arg("EX").arg(100_000).ignore();
+    p.cmd("SET")
+        .arg("s:ttl")
+        .arg("v")
+        .arg("EX")
+        .arg(100_000)
+        .ignore();
     // Lists.
-    p.cmd("RPUSH").arg("l:small").arg(&["a", "1", "-5", "", "70000", "4294967296"]).ignore();
+    p.cmd("RPUSH")
+        .arg("l:small")
+        .arg(&["a", "1", "-5", "", "70000", "4294967296"])
+        .ignore();
     let big: Vec<String> = (0..2000).map(|i| format!("item-{i}")).collect();
     p.cmd("RPUSH").arg("l:big").arg(&big).ignore();
     p.cmd("RPUSH").arg("l:big").arg("y".repeat(10_000)).ignore();
     p.cmd("RPUSH").arg("l:ttl").arg("a").ignore();
     p.cmd("PEXPIRE").arg("l:ttl").arg(90_000_000).ignore();
     // Sets.
-    p.cmd("SADD").arg("set:int").arg(&["1", "2", "-3", "100000", "-9999999999"]).ignore();
+    p.cmd("SADD")
+        .arg("set:int")
+        .arg(&["1", "2", "-3", "100000", "-9999999999"])
+        .ignore();
     p.cmd("SADD").arg("set:str").arg(&["a", "b", "c"]).ignore();
     let members: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
     p.cmd("SADD").arg("set:big").arg(&members).ignore();
     let nums: Vec<String> = (0..1000).map(|i| (i * 7).to_string()).collect();
     p.cmd("SADD").arg("set:bigint").arg(&nums).ignore();
     // Hashes.
-    p.cmd("HSET").arg("h:small").arg(&["f", "v", "n", "12", "neg", "-4"]).ignore();
+    p.cmd("HSET")
+        .arg("h:small")
+        .arg(&["f", "v", "n", "12", "neg", "-4"])
+        .ignore();
     for i in 0..300 {
-        p.cmd("HSET").arg("h:big").arg(format!("f{i}")).arg(i.to_string()).ignore();
+        p.cmd("HSET")
+            .arg("h:big")
+            .arg(format!("f{i}"))
+            .arg(i.to_string())
+            .ignore();
     }
-    p.cmd("HSET").arg("h:longval").arg("f").arg("z".repeat(200)).ignore();
+    p.cmd("HSET")
+        .arg("h:longval")
+        .arg("f")
+        .arg("z".repeat(200))
+        .ignore();
     p.cmd("HSET").arg("h:ttl").arg("f").arg("v").ignore();
     p.cmd("EXPIRE").arg("h:ttl").arg(80_000).ignore();
     // Sorted sets.
     p.cmd("ZADD")
         .arg("z:small")
-        .arg(&["1", "a", "2.5", "b", "-3", "c", "inf", "top", "-inf", "bottom", "0.1", "tenth"])
+        .arg(&[
+            "1", "a", "2.5", "b", "-3", "c", "inf", "top", "-inf", "bottom", "0.1", "tenth",
+        ])
         .ignore();
     for i in 0..500 {
-        p.cmd("ZADD").arg("z:big").arg(i as f64 / 7.0).arg(format!("m{i}")).ignore();
+        p.cmd("ZADD")
+            .arg("z:big")
+            .arg(i as f64 / 7.0)
+            .arg(format!("m{i}"))
+            .ignore();
     }
-    p.cmd("ZADD").arg("z:longmember").arg(1).arg("w".repeat(100)).ignore();
+    p.cmd("ZADD")
+        .arg("z:longmember")
+        .arg(1)
+        .arg("w".repeat(100))
+        .ignore();
     p.cmd("ZADD").arg("z:ttl").arg(1).arg("a").ignore();
     p.cmd("EXPIRE").arg("z:ttl").arg(70_000).ignore();
     // More in other databases.
@@ -124,7 +169,12 @@ fn fill(c: &mut Connection) {
     p.cmd("HSET").arg("h:db5").arg("a").arg("b").ignore();
     p.cmd("SELECT").arg(15).ignore();
     p.cmd("ZADD").arg("z:db15").arg(3).arg("q").ignore();
-    p.cmd("SET").arg("s:db15ttl").arg("v").arg("PX").arg(50_000_000).ignore();
+    p.cmd("SET")
+        .arg("s:db15ttl")
+        .arg("v")
+        .arg("PX")
+        .arg(50_000_000)
+        .ignore();
     p.cmd("SELECT").arg(0).ignore();
     let _: () = p.query(c).expect("fill");
 }
@@ -140,7 +190,10 @@ fn info_field(c: &mut Connection, field: &str) -> String {
 
 fn wait_bgsave_done(c: &mut Connection) {
     assert!(
-        eventually(Duration::from_secs(60), || info_field(c, "rdb_bgsave_in_progress") == "0"),
+        eventually(Duration::from_secs(60), || info_field(
+            c,
+            "rdb_bgsave_in_progress"
+        ) == "0"),
         "BGSAVE did not finish"
     );
 }
@@ -148,7 +201,13 @@ fn wait_bgsave_done(c: &mut Connection) {
 /// Starts `tandem node` in `dir` expecting it to fail at start-up; returns its stderr.
 fn node_start_fails(dir: &Path) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["node", "--port", &free_port().to_string(), "--bind", "127.0.0.1"])
+        .args([
+            "node",
+            "--port",
+            &free_port().to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
         .arg("--dir")
         .arg(dir)
         .stdout(Stdio::piped())
@@ -184,7 +243,10 @@ fn every_type_survives_restart() {
     let node = Proc::node_in(dir, &[]);
     let mut c = node.conn();
     assert_eq!(dump(&mut c), before);
-    assert_eq!(info_field(&mut c, "rdb_last_load_keys_loaded"), before.len().to_string());
+    assert_eq!(
+        info_field(&mut c, "rdb_last_load_keys_loaded"),
+        before.len().to_string()
+    );
     // Expiry times survive (not just their presence).
     let ttl: i64 = q(&mut c, &["TTL", "s:ttl"]);
     assert!((99_000..=100_000).contains(&ttl), "{ttl}");
@@ -199,7 +261,10 @@ fn tandem_dump_passes_redis_check_rdb_and_loads_into_redis() {
     let want = dump(&mut c);
     assert_eq!(q::<String>(&mut c, &["SAVE"]), "OK");
     let file = node.path().join("dump.rdb");
-    let out = Command::new(check).arg(&file).output().expect("redis-check-rdb");
+    let out = Command::new(check)
+        .arg(&file)
+        .output()
+        .expect("redis-check-rdb");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("RDB looks OK"), "{text}");
@@ -210,9 +275,18 @@ fn tandem_dump_passes_redis_check_rdb_and_loads_into_redis() {
     let mut r = redis.conn();
     assert_eq!(dump(&mut r), want);
     // Redis chose its compact encodings for the small values it loaded.
-    assert_eq!(q::<String>(&mut r, &["OBJECT", "ENCODING", "set:int"]), "intset");
-    assert_eq!(q::<String>(&mut r, &["OBJECT", "ENCODING", "h:small"]), "listpack");
-    assert_eq!(q::<String>(&mut r, &["OBJECT", "ENCODING", "z:big"]), "skiplist");
+    assert_eq!(
+        q::<String>(&mut r, &["OBJECT", "ENCODING", "set:int"]),
+        "intset"
+    );
+    assert_eq!(
+        q::<String>(&mut r, &["OBJECT", "ENCODING", "h:small"]),
+        "listpack"
+    );
+    assert_eq!(
+        q::<String>(&mut r, &["OBJECT", "ENCODING", "z:big"]),
+        "skiplist"
+    );
 }
 
 #[test]
@@ -223,7 +297,10 @@ fn redis_dump_loads_into_tandem() {
     let _: String = q(&mut r, &["DEBUG", "POPULATE", "3000", "pop", "20"]);
     // Compressible long values: redis-server writes them LZF-compressed.
     let _: () = q(&mut r, &["SET", "s:lzf", &"abcdefgh".repeat(1000)]);
-    let _: () = q(&mut r, &["RPUSH", "l:lzf", &"q".repeat(5000), &"r".repeat(5000)]);
+    let _: () = q(
+        &mut r,
+        &["RPUSH", "l:lzf", &"q".repeat(5000), &"r".repeat(5000)],
+    );
     let want = dump(&mut r);
     assert_eq!(q::<String>(&mut r, &["SAVE"]), "OK");
     let ndir = tempfile::tempdir().unwrap();
@@ -304,7 +381,10 @@ fn bgsave_is_point_in_time_and_keeps_serving() {
     let _: () = p.query(&mut c).unwrap();
     // About 2 s of writing.
     let _: () = q(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "100"]);
-    assert_eq!(q::<String>(&mut c, &["BGSAVE"]), "Background saving started");
+    assert_eq!(
+        q::<String>(&mut c, &["BGSAVE"]),
+        "Background saving started"
+    );
     assert_eq!(info_field(&mut c, "rdb_bgsave_in_progress"), "1");
     let e = q_err(&mut c, &["BGSAVE"]);
     assert_eq!(e, "ERR Background save already in progress");
@@ -362,7 +442,10 @@ fn kill_during_save_keeps_the_old_dump() {
     let v1 = std::fs::read(node.path().join("dump.rdb")).unwrap();
     let _: () = q(&mut c, &["SET", "k1", "v2"]);
     let _: () = q(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "2000"]);
-    assert_eq!(q::<String>(&mut c, &["BGSAVE"]), "Background saving started");
+    assert_eq!(
+        q::<String>(&mut c, &["BGSAVE"]),
+        "Background saving started"
+    );
     std::thread::sleep(Duration::from_millis(300));
     let temps: Vec<_> = std::fs::read_dir(node.path())
         .unwrap()
@@ -433,7 +516,9 @@ fn shutdown_saves_as_asked() {
     assert_eq!(e, "ERR syntax error");
     let e = q_err(&mut c, &["SHUTDOWN", "ABORT"]);
     assert_eq!(e, "ERR No shutdown in progress.");
-    let _ = redis::cmd("SHUTDOWN").arg("SAVE").query::<redis::Value>(&mut c);
+    let _ = redis::cmd("SHUTDOWN")
+        .arg("SAVE")
+        .query::<redis::Value>(&mut c);
     assert!(eventually(Duration::from_secs(10), || !node.alive()));
     let dir = node.take_dir();
     // SHUTDOWN NOSAVE with save points set: nothing saved.
@@ -441,7 +526,9 @@ fn shutdown_saves_as_asked() {
     let mut c = node.conn();
     assert!(q::<bool>(&mut c, &["EXISTS", "saved"]));
     let _: () = q(&mut c, &["SET", "nosave", "1"]);
-    let _ = redis::cmd("SHUTDOWN").arg("NOSAVE").query::<redis::Value>(&mut c);
+    let _ = redis::cmd("SHUTDOWN")
+        .arg("NOSAVE")
+        .query::<redis::Value>(&mut c);
     assert!(eventually(Duration::from_secs(10), || !node.alive()));
     let dir = node.take_dir();
     let node = Proc::node_in(dir, &[]);
@@ -520,5 +607,8 @@ fn info_persistence_matches_redis_fields() {
     assert_eq!(info_field(&mut c, "rdb_saves"), "1");
     assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
     let lastsave: i64 = q(&mut c, &["LASTSAVE"]);
-    assert_eq!(info_field(&mut c, "rdb_last_save_time"), lastsave.to_string());
+    assert_eq!(
+        info_field(&mut c, "rdb_last_save_time"),
+        lastsave.to_string()
+    );
 }

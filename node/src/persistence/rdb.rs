@@ -186,6 +186,8 @@ pub struct Loaded {
     pub functions_skipped: u64,
     /// Module aux records skipped.
     pub module_aux_skipped: u64,
+    /// Byte offset just past the RDB (after the checksum): where an AOF tail would start.
+    pub end_offset: u64,
 }
 
 /// What went wrong reading an RDB stream.
@@ -491,7 +493,9 @@ fn put_object(b: &mut Vec<u8>, key: &[u8], v: &Value, enc: &Encodings) {
         }
         Value::ZSet(z) => {
             let small = z.len() <= enc.zset_max_listpack_entries
-                && z.dict.keys().all(|m| m.len() <= enc.zset_max_listpack_value);
+                && z.dict
+                    .keys()
+                    .all(|m| m.len() <= enc.zset_max_listpack_value);
             if small {
                 b.push(TYPE_ZSET_LISTPACK);
                 put_str(b, key);
@@ -585,7 +589,11 @@ pub fn write_rdb<W: Write>(out: W, snap: &Snapshot, aux: &RdbAux) -> io::Result<
             aux.repl_offset.to_string().as_bytes(),
         );
     }
-    put_aux(&mut o.buf, "aof-base", if aux.aof_base { b"1" } else { b"0" });
+    put_aux(
+        &mut o.buf,
+        "aof-base",
+        if aux.aof_base { b"1" } else { b"0" },
+    );
     for (dbi, db) in snap.dbs.iter().enumerate() {
         if db.keys == 0 {
             continue;
@@ -742,7 +750,10 @@ impl<R: Read> In<R> {
         let at = self.offset();
         match self.len_or_enc(what)? {
             (n, false) => Ok(n),
-            (_, true) => Err(self.corrupt(at, format!("expected a length for {what}, found a string encoding"))),
+            (_, true) => Err(self.corrupt(
+                at,
+                format!("expected a length for {what}, found a string encoding"),
+            )),
         }
     }
 
@@ -811,11 +822,16 @@ impl<R: Read> In<R> {
                 }
                 let mut c = Vec::new();
                 self.take(clen, &mut c, what)?;
-                let plain = lzf::decompress(&c, ulen as usize).map_err(|e| {
-                    self.corrupt(at, format!("invalid LZF data for {what}: {e:?}"))
-                })?;
+                let plain = lzf::decompress(&c, ulen as usize)
+                    .map_err(|e| self.corrupt(at, format!("invalid LZF data for {what}: {e:?}")))?;
                 if plain.len() as u64 != ulen {
-                    return Err(self.corrupt(at, format!("LZF data of {what} decompresses to {} bytes, expected {ulen}", plain.len())));
+                    return Err(self.corrupt(
+                        at,
+                        format!(
+                            "LZF data of {what} decompresses to {} bytes, expected {ulen}",
+                            plain.len()
+                        ),
+                    ));
                 }
                 out.extend_from_slice(&plain);
                 return Ok(());
@@ -950,7 +966,10 @@ pub(crate) fn listpack_each(
     }
     let total = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
     if total != b.len() {
-        return Err((0, format!("listpack header says {total} bytes, blob has {}", b.len())));
+        return Err((
+            0,
+            format!("listpack header says {total} bytes, blob has {}", b.len()),
+        ));
     }
     if b[b.len() - 1] != 0xFF {
         return Err((b.len() - 1, "listpack does not end with 0xFF".into()));
@@ -974,7 +993,11 @@ pub(crate) fn listpack_each(
             let x = slice(body, p + 1, 1).map_err(|m| (start, m))?;
             let u = (((e & 0x1f) as u64) << 8) | x[0] as u64;
             p += 2;
-            Item::Int(if u >= 1 << 12 { u as i64 - (1 << 13) } else { u as i64 })
+            Item::Int(if u >= 1 << 12 {
+                u as i64 - (1 << 13)
+            } else {
+                u as i64
+            })
         } else if e & 0xF0 == 0xE0 {
             let x = slice(body, p + 1, 1).map_err(|m| (start, m))?;
             let n = (((e & 0x0f) as usize) << 8) | x[0] as usize;
@@ -1004,7 +1027,10 @@ pub(crate) fn listpack_each(
         count += 1;
     }
     if declared != 65535 && declared != count {
-        return Err((4, format!("listpack header says {declared} elements, found {count}")));
+        return Err((
+            4,
+            format!("listpack header says {declared} elements, found {count}"),
+        ));
     }
     Ok(count)
 }
@@ -1038,7 +1064,10 @@ pub(crate) fn ziplist_each(
     }
     let total = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
     if total != b.len() {
-        return Err((0, format!("ziplist header says {total} bytes, blob has {}", b.len())));
+        return Err((
+            0,
+            format!("ziplist header says {total} bytes, blob has {}", b.len()),
+        ));
     }
     if b[b.len() - 1] != 0xFF {
         return Err((b.len() - 1, "ziplist does not end with 0xFF".into()));
@@ -1099,7 +1128,10 @@ pub(crate) fn ziplist_each(
         count += 1;
     }
     if declared != 65535 && declared != count {
-        return Err((8, format!("ziplist header says {declared} elements, found {count}")));
+        return Err((
+            8,
+            format!("ziplist header says {declared} elements, found {count}"),
+        ));
     }
     Ok(count)
 }
@@ -1118,7 +1150,13 @@ pub(crate) fn intset_each(
     }
     let n = u32::from_le_bytes([b[4], b[5], b[6], b[7]]) as usize;
     if (b.len() - 8) != n.saturating_mul(width) {
-        return Err((4, format!("intset of {n} x {width}-byte integers has {} bytes", b.len() - 8)));
+        return Err((
+            4,
+            format!(
+                "intset of {n} x {width}-byte integers has {} bytes",
+                b.len() - 8
+            ),
+        ));
     }
     for c in b[8..].chunks_exact(width) {
         f(int_le(c)).map_err(|m| (8, m))?;
@@ -1135,7 +1173,9 @@ pub(crate) fn zipmap_each(
     let mut count = 0;
     let zlen = |p: &mut usize| -> Result<usize, (usize, String)> {
         let at = *p;
-        let l = *b.get(at).ok_or((at, "zipmap runs past the end".to_string()))?;
+        let l = *b
+            .get(at)
+            .ok_or((at, "zipmap runs past the end".to_string()))?;
         match l {
             0..=253 => {
                 *p += 1;
@@ -1165,7 +1205,9 @@ pub(crate) fn zipmap_each(
         let k = slice(b, p, kl).map_err(|m| (at, m))?;
         p += kl;
         let vl = zlen(&mut p)?;
-        let free = *b.get(p).ok_or((p, "zipmap runs past the end".to_string()))? as usize;
+        let free = *b
+            .get(p)
+            .ok_or((p, "zipmap runs past the end".to_string()))? as usize;
         p += 1;
         let v = slice(b, p, vl).map_err(|m| (at, m))?;
         p += vl + free;
@@ -1341,20 +1383,18 @@ pub fn load<R: Read>(r: R, source_name: &str) -> Result<Loaded, RdbError> {
         if stored != 0 && stored != computed {
             return Err(inp.corrupt(
                 at,
-                format!("wrong RDB checksum (file has {stored:016x}, content gives {computed:016x})"),
+                format!(
+                    "wrong RDB checksum (file has {stored:016x}, content gives {computed:016x})"
+                ),
             ));
         }
     }
+    out.end_offset = inp.offset();
     Ok(out)
 }
 
 /// Reads one value of RDB type `t`. `None` for an empty collection.
-fn read_value<R: Read>(
-    inp: &mut In<R>,
-    t: u8,
-    key: &CompactBytes,
-    at: u64,
-) -> Res<Option<Value>> {
+fn read_value<R: Read>(inp: &mut In<R>, t: u8, key: &CompactBytes, at: u64) -> Res<Option<Value>> {
     let keyname = || String::from_utf8_lossy(key).into_owned();
     let blob_err = |inp: &In<R>, start: u64, (off, m): (usize, String)| {
         inp.corrupt(start + off as u64, format!("{m} (key '{}')", keyname()))
@@ -1377,7 +1417,8 @@ fn read_value<R: Read>(
         }
         TYPE_SET => {
             let n = inp.len("a set size")?;
-            let mut s = Set::with_capacity_and_hasher((n as usize).min(1 << 16), Default::default());
+            let mut s =
+                Set::with_capacity_and_hasher((n as usize).min(1 << 16), Default::default());
             for _ in 0..n {
                 if !s.insert(inp.compact_string("a set member")?) {
                     return Err(dup(inp, "set member"));
@@ -1419,7 +1460,8 @@ fn read_value<R: Read>(
         }
         TYPE_HASH => {
             let n = inp.len("a hash size")?;
-            let mut h = Hash_::with_capacity_and_hasher((n as usize).min(1 << 16), Default::default());
+            let mut h =
+                Hash_::with_capacity_and_hasher((n as usize).min(1 << 16), Default::default());
             for _ in 0..n {
                 let f = inp.compact_string("a hash field")?;
                 let v = inp.compact_string("a hash value")?;
@@ -1440,7 +1482,10 @@ fn read_value<R: Read>(
                     let c_at = inp.offset();
                     let c = inp.len("a quicklist node container")?;
                     if c != QUICKLIST_PLAIN && c != QUICKLIST_PACKED {
-                        return Err(inp.corrupt(c_at, format!("invalid quicklist container {c} (key '{}')", keyname())));
+                        return Err(inp.corrupt(
+                            c_at,
+                            format!("invalid quicklist container {c} (key '{}')", keyname()),
+                        ));
                     }
                     c
                 } else {
@@ -1465,7 +1510,9 @@ fn read_value<R: Read>(
                 };
                 let n = r.map_err(|e| blob_err(inp, start, e))?;
                 if n == 0 {
-                    return Err(inp.corrupt(start, format!("empty quicklist node (key '{}')", keyname())));
+                    return Err(
+                        inp.corrupt(start, format!("empty quicklist node (key '{}')", keyname()))
+                    );
                 }
             }
             if l.is_empty() {
@@ -1540,7 +1587,9 @@ fn read_value<R: Read>(
                     ziplist_each(&blob, &mut each)
                 };
                 match r {
-                    Ok(n) if n % 2 == 1 => Err((0, "odd number of elements in a compact hash".into())),
+                    Ok(n) if n % 2 == 1 => {
+                        Err((0, "odd number of elements in a compact hash".into()))
+                    }
                     r => r,
                 }
             };
@@ -1575,7 +1624,11 @@ fn read_value<R: Read>(
             };
             match r {
                 Ok(n) if n % 2 == 1 => {
-                    return Err(blob_err(inp, start, (0, "odd number of elements in a compact sorted set".into())))
+                    return Err(blob_err(
+                        inp,
+                        start,
+                        (0, "odd number of elements in a compact sorted set".into()),
+                    ))
                 }
                 r => r.map_err(|e| blob_err(inp, start, e))?,
             };
@@ -1588,17 +1641,28 @@ fn read_value<R: Read>(
             return Err(inp.err(
                 at,
                 RdbErrorKind::Unsupported,
-                format!("key '{}' is a stream (RDB type {t}); Tandem has no stream type", keyname()),
+                format!(
+                    "key '{}' is a stream (RDB type {t}); Tandem has no stream type",
+                    keyname()
+                ),
             ))
         }
         TYPE_MODULE | TYPE_MODULE_2 => {
             return Err(inp.err(
                 at,
                 RdbErrorKind::Unsupported,
-                format!("key '{}' holds a module value (RDB type {t}); Tandem has no modules", keyname()),
+                format!(
+                    "key '{}' holds a module value (RDB type {t}); Tandem has no modules",
+                    keyname()
+                ),
             ))
         }
-        other => return Err(inp.corrupt(at, format!("unknown RDB value type {other} (key '{}')", keyname()))),
+        other => {
+            return Err(inp.corrupt(
+                at,
+                format!("unknown RDB value type {other} (key '{}')", keyname()),
+            ))
+        }
     }))
 }
 
@@ -1624,7 +1688,9 @@ mod tests {
     }
 
     fn list(items: &[&str]) -> Value {
-        Value::List(Arc::new(items.iter().map(|s| CompactBytes::from(*s)).collect()))
+        Value::List(Arc::new(
+            items.iter().map(|s| CompactBytes::from(*s)).collect(),
+        ))
     }
 
     fn dump(s: &Snapshot) -> Vec<u8> {
@@ -1644,7 +1710,10 @@ mod tests {
             Value::Str(x) => vec![s(x)],
             Value::List(l) => return l.iter().map(s).collect(),
             Value::Set(x) => x.iter().map(s).collect(),
-            Value::Hash(h) => h.iter().map(|(f, v)| format!("{}={}", s(f), s(v))).collect(),
+            Value::Hash(h) => h
+                .iter()
+                .map(|(f, v)| format!("{}={}", s(f), s(v)))
+                .collect(),
             Value::ZSet(z) => return z.iter().map(|(m, sc)| format!("{}:{sc}", s(m))).collect(),
         };
         out.sort();
@@ -1659,7 +1728,15 @@ mod tests {
 
     #[test]
     fn lengths_round_trip() {
-        for n in [0u64, 63, 64, 16383, 16384, u32::MAX as u64, u32::MAX as u64 + 1] {
+        for n in [
+            0u64,
+            63,
+            64,
+            16383,
+            16384,
+            u32::MAX as u64,
+            u32::MAX as u64 + 1,
+        ] {
             let mut b = b"REDIS0010".to_vec();
             put_len(&mut b, n);
             let mut inp = In {
@@ -1688,13 +1765,19 @@ mod tests {
         small_hash.insert("n".into(), "12345".into());
         let mut big_hash = Hash_::default();
         for i in 0..300 {
-            big_hash.insert(format!("f{i}").as_str().into(), "x".repeat(i).as_str().into());
+            big_hash.insert(
+                format!("f{i}").as_str().into(),
+                "x".repeat(i).as_str().into(),
+            );
         }
         let intset: Set = ["1", "-5", "70000", "9999999999"]
             .iter()
             .map(|s| CompactBytes::from(*s))
             .collect();
-        let strset: Set = ["a", "1", "b"].iter().map(|s| CompactBytes::from(*s)).collect();
+        let strset: Set = ["a", "1", "b"]
+            .iter()
+            .map(|s| CompactBytes::from(*s))
+            .collect();
         let mut zs = ZSet::new();
         zs.insert(b"a", 1.5);
         zs.insert(b"b", -3.0);
@@ -1708,7 +1791,11 @@ mod tests {
                 ("s", Value::str(b"hello"), 0),
                 ("i", Value::str(b"-123456"), 0),
                 ("bigint", Value::str(b"12345678901234"), 0),
-                ("long", Value::str("y".repeat(10_000).as_bytes()), 1_900_000_000_000),
+                (
+                    "long",
+                    Value::str("y".repeat(10_000).as_bytes()),
+                    1_900_000_000_000,
+                ),
                 ("l", list(&["1", "two", "-70000", "3000000000", ""]), 0),
                 ("lbig", list(&big_refs), 0),
                 ("h", Value::Hash(Arc::new(small_hash)), 0),
@@ -1774,8 +1861,22 @@ mod tests {
     #[test]
     fn listpack_encodings_decode() {
         let vals = [
-            "0", "127", "128", "-1", "4095", "-4096", "4096", "32767", "-32768", "8388607",
-            "-8388608", "2147483647", "-2147483648", "9223372036854775807", "abc", "007",
+            "0",
+            "127",
+            "128",
+            "-1",
+            "4095",
+            "-4096",
+            "4096",
+            "32767",
+            "-32768",
+            "8388607",
+            "-8388608",
+            "2147483647",
+            "-2147483648",
+            "9223372036854775807",
+            "abc",
+            "007",
         ];
         let mut lp = ListpackBuilder::new();
         let long = "z".repeat(5000);
@@ -1818,7 +1919,15 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        assert_eq!(got, vec![b"a".to_vec(), b"5".to_vec(), b"300".to_vec(), b"hello".to_vec()]);
+        assert_eq!(
+            got,
+            vec![
+                b"a".to_vec(),
+                b"5".to_vec(),
+                b"300".to_vec(),
+                b"hello".to_vec()
+            ]
+        );
         // An intset of 16-bit integers.
         let mut is = vec![2, 0, 0, 0, 2, 0, 0, 0];
         is.extend_from_slice(&(-7i16).to_le_bytes());

@@ -117,6 +117,7 @@ pub fn freeze(srv: &Server, shards: &[&mut Shard]) -> Snapshot {
         crate::now_ms(),
     );
     snap.dirty = srv.dirty.load(Ordering::Relaxed);
+    crate::replication::record_save_point(srv);
     snap.key_delay_us = key_delay_us(srv);
     snap
 }
@@ -136,6 +137,7 @@ pub fn take(srv: &Server, at_freeze: impl FnOnce()) -> Snapshot {
         crate::now_ms(),
     );
     snap.dirty = srv.dirty.load(Ordering::Relaxed);
+    crate::replication::record_save_point(srv);
     at_freeze();
     drop(guards);
     snap.key_delay_us = delay;
@@ -160,10 +162,12 @@ pub fn rdb_path(srv: &Server) -> PathBuf {
 
 /// The aux fields a save of this server carries.
 pub fn aux_for(srv: &Server) -> RdbAux {
+    // The replication point recorded at the last freeze (matches the data exactly).
+    let (repl_id, repl_offset, repl_stream_db) = srv.repl.save_point();
     RdbAux {
-        repl_id: Some(srv.admin.replid.lock().clone()),
-        repl_offset: 0,
-        repl_stream_db: 0,
+        repl_id: Some(repl_id),
+        repl_offset,
+        repl_stream_db,
         aof_base: false,
         used_mem: crate::alloc::used_memory(),
     }

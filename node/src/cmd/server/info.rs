@@ -398,6 +398,7 @@ fn memory(ctx: &mut Ctx, out: &mut String) {
 }
 
 fn persistence(srv: &Server, out: &mut String) {
+    crate::persistence::aof::refresh_info(srv);
     let cfg = srv.config.load();
     let st = &srv.persistence;
     let aof = &st.aof;
@@ -413,14 +414,24 @@ fn persistence(srv: &Server, out: &mut String) {
     let bgsave = st.bgsave_in_progress.load(Ordering::Relaxed);
     let aofrw = aof.rewrite_in_progress.load(Ordering::Relaxed);
     out.push_str("# Persistence\r\n");
-    field!(out, "loading", "{}", st.loading.load(Ordering::Relaxed) as u8);
+    field!(
+        out,
+        "loading",
+        "{}",
+        st.loading.load(Ordering::Relaxed) as u8
+    );
     field!(out, "async_loading", "0");
     field!(out, "current_cow_peak", "0");
     field!(out, "current_cow_size", "0");
     field!(out, "current_cow_size_age", "0");
     field!(out, "current_fork_perc", "0.00");
     field!(out, "current_save_keys_processed", "0");
-    field!(out, "current_save_keys_total", "{}", ld(&st.save_keys_total));
+    field!(
+        out,
+        "current_save_keys_total",
+        "{}",
+        ld(&st.save_keys_total)
+    );
     field!(
         out,
         "rdb_changes_since_last_save",
@@ -472,7 +483,12 @@ fn persistence(srv: &Server, out: &mut String) {
         -1
     };
     field!(out, "aof_current_rewrite_time_sec", "{}", cur);
-    field!(out, "aof_last_bgrewrite_status", "{}", ok(&aof.last_bgrewrite_ok));
+    field!(
+        out,
+        "aof_last_bgrewrite_status",
+        "{}",
+        ok(&aof.last_bgrewrite_ok)
+    );
     field!(out, "aof_rewrites", "{}", ld(&aof.rewrites));
     field!(
         out,
@@ -489,7 +505,12 @@ fn persistence(srv: &Server, out: &mut String) {
         field!(out, "aof_base_size", "{}", ld(&aof.base_size));
         field!(out, "aof_pending_rewrite", "{}", scheduled);
         field!(out, "aof_buffer_length", "{}", ld(&aof.buffer_length));
-        field!(out, "aof_pending_bio_fsync", "{}", ld(&aof.pending_bio_fsync));
+        field!(
+            out,
+            "aof_pending_bio_fsync",
+            "{}",
+            ld(&aof.pending_bio_fsync)
+        );
         field!(out, "aof_delayed_fsync", "{}", ld(&aof.delayed_fsync));
     }
 }
@@ -539,9 +560,9 @@ fn stats(srv: &Server, out: &mut String) {
         "{}",
         ld(&st.rejected_connections)
     );
-    field!(out, "sync_full", "0");
-    field!(out, "sync_partial_ok", "0");
-    field!(out, "sync_partial_err", "0");
+    field!(out, "sync_full", "{}", ld(&srv.repl.sync_full));
+    field!(out, "sync_partial_ok", "{}", ld(&srv.repl.sync_partial_ok));
+    field!(out, "sync_partial_err", "{}", ld(&srv.repl.sync_partial_err));
     field!(out, "expired_keys", "{}", ld(&st.expired_keys));
     field!(out, "expired_stale_perc", "0.00");
     field!(out, "expired_time_cap_reached_count", "0");
@@ -589,26 +610,8 @@ fn stats(srv: &Server, out: &mut String) {
     field!(out, "reply_buffer_expands", "0");
 }
 
-/// The replication section of a master with no replicas (replication does not exist yet;
-/// its implementation replaces this).
 fn replication(srv: &Server, out: &mut String) {
-    let cfg = srv.config.load();
-    out.push_str("# Replication\r\n");
-    field!(out, "role", "{}", srv.role().as_redis_str());
-    field!(out, "connected_slaves", "0");
-    field!(out, "master_failover_state", "no-failover");
-    field!(out, "master_replid", "{}", srv.admin.replid.lock());
-    field!(
-        out,
-        "master_replid2",
-        "0000000000000000000000000000000000000000"
-    );
-    field!(out, "master_repl_offset", "0");
-    field!(out, "second_repl_offset", "-1");
-    field!(out, "repl_backlog_active", "0");
-    field!(out, "repl_backlog_size", "{}", cfg.repl_backlog_size.0);
-    field!(out, "repl_backlog_first_byte_offset", "0");
-    field!(out, "repl_backlog_histlen", "0");
+    crate::replication::report::info(srv, out);
 }
 
 /// (user, system) CPU seconds of this process, from /proc/self/stat.
