@@ -77,6 +77,24 @@ impl Proc {
         Self::spawn(cmd, port, dir, log)
     }
 
+    /// Starts `tandem sentinel` on `port` with its state file in `state_dir` (kept by the
+    /// caller, so a restarted sentinel finds its state again).
+    pub fn sentinel(port: u16, state_dir: &Path, extra: &[&str]) -> Proc {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("sentinel.log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem"));
+        cmd.env("RUST_LOG", "info")
+            .arg("sentinel")
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--dir")
+            .arg(state_dir)
+            .args(extra);
+        Self::spawn(cmd, port, dir, log)
+    }
+
     fn spawn(mut cmd: Command, port: u16, dir: tempfile::TempDir, log: PathBuf) -> Proc {
         let logf = std::fs::File::create(&log).expect("log file");
         let child = cmd
