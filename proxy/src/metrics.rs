@@ -98,6 +98,11 @@ fn describe() {
     describe_gauge!("tandem_proxy_client_connections", "Connected clients");
     describe_counter!("tandem_proxy_errors_total", "Errors by kind");
     describe_counter!("tandem_proxy_config_reloads_total", "Config reloads by result");
+    // Series that must exist from the start, at zero.
+    metrics::counter!("tandem_proxy_failovers_total").absolute(0);
+    metrics::counter!("tandem_proxy_read_your_writes_fallbacks_total").absolute(0);
+    metrics::gauge!("tandem_proxy_queued_writes").set(0.0);
+    metrics::gauge!("tandem_proxy_client_connections").set(0.0);
 }
 
 /// One worker's metric handles, created on first use.

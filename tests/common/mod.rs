@@ -50,9 +50,13 @@ impl Proc {
 
     /// Starts Debian's redis-server on a free port (for side-by-side tests).
     pub fn redis_server(extra: &[&str]) -> Proc {
+        Self::redis_server_on(free_port(), extra)
+    }
+
+    /// Starts redis-server on a given port (e.g. to restart a killed node in place).
+    pub fn redis_server_on(port: u16, extra: &[&str]) -> Proc {
         require_tool("redis-server");
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
         let log = dir.path().join("redis.log");
         let mut cmd = Command::new("redis-server");
         cmd.arg("--port")
