@@ -4,7 +4,9 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tandem_config::{MaxmemoryPolicy, MemSize, NodeConfig, ProxyConfig, ReadPolicy, ReplicaOf, WriteConcern};
+use tandem_config::{
+    MaxmemoryPolicy, MemSize, NodeConfig, ProxyConfig, ReadPolicy, ReplicaOf, WriteConcern,
+};
 
 #[derive(Parser, Debug)]
 #[command(

@@ -87,7 +87,11 @@ fn wait_replicas_serving(proxy: &Proc, replicas: &[u16]) {
         let _: i64 = redis::cmd("EXISTS").arg("probe").query(&mut c).unwrap_or(0);
         replicas.iter().map(|p| calls(*p, "exists")).sum::<u64>() > before
     });
-    assert!(ok, "reads never reached a replica; proxy log:\n{}", proxy.log_text());
+    assert!(
+        ok,
+        "reads never reached a replica; proxy log:\n{}",
+        proxy.log_text()
+    );
 }
 
 fn metrics_text(port: u16) -> String {
@@ -185,7 +189,11 @@ fn reads_on_replicas_writes_on_master(kind: Backend) {
     wait_replicas_serving(&proxy, &[r1.port, r2.port]);
     let mut w = proxy.conn();
     for i in 0..50 {
-        let _: () = redis::cmd("SET").arg(format!("k{i}")).arg(i).query(&mut w).unwrap();
+        let _: () = redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg(i)
+            .query(&mut w)
+            .unwrap();
     }
     // Another client (no read-your-writes constraint) reads once the replicas have it.
     assert!(eventually(Duration::from_secs(5), || {
@@ -199,14 +207,24 @@ fn reads_on_replicas_writes_on_master(kind: Backend) {
     let replica_gets = calls(r1.port, "get") + calls(r2.port, "get");
     let mut rd = proxy.conn();
     for i in 0..50 {
-        let v: i64 = redis::cmd("GET").arg(format!("k{i}")).query(&mut rd).unwrap();
+        let v: i64 = redis::cmd("GET")
+            .arg(format!("k{i}"))
+            .query(&mut rd)
+            .unwrap();
         assert_eq!(v, i);
     }
     assert_eq!(calls(m.port, "set"), 50, "writes go to the master");
-    assert_eq!(calls(m.port, "get"), master_gets, "no read went to the master");
+    assert_eq!(
+        calls(m.port, "get"),
+        master_gets,
+        "no read went to the master"
+    );
     let served = calls(r1.port, "get") + calls(r2.port, "get") - replica_gets;
     assert_eq!(served, 50, "every read went to a replica");
-    assert!(calls(r1.port, "get") > 0 && calls(r2.port, "get") > 0, "both replicas serve reads");
+    assert!(
+        calls(r1.port, "get") > 0 && calls(r2.port, "get") > 0,
+        "both replicas serve reads"
+    );
 
     // RESP3 through the proxy: HGETALL is a map.
     let mut raw = Raw::connect(proxy.port);
@@ -227,7 +245,11 @@ fn reads_on_replicas_writes_on_master(kind: Backend) {
     raw.send(&pipe);
     for i in 0..20 {
         assert_eq!(raw.read(), Resp::Simple("OK".into()));
-        assert_eq!(raw.read(), Resp::bulk(&i.to_string()), "read-your-writes in a pipeline");
+        assert_eq!(
+            raw.read(),
+            Resp::bulk(&i.to_string()),
+            "read-your-writes in a pipeline"
+        );
         assert_eq!(raw.read(), Resp::bulk(&i.to_string()));
     }
 }
@@ -302,17 +324,28 @@ fn lagging_replica_stops_getting_reads(kind: Backend) {
         before_slow,
         "a replica over max-lag-ms must not get reads"
     );
-    assert_eq!(calls(fast.port, "get") - before_fast, 200, "the fresh replica serves them all");
+    assert_eq!(
+        calls(fast.port, "get") - before_fast,
+        200,
+        "the fresh replica serves them all"
+    );
     // Released, it catches up and gets reads again.
     relay.hold.store(false, Ordering::SeqCst);
-    assert!(eventually(Duration::from_secs(10), || {
-        let before = calls(slow.port, "get");
-        read_some(&mut rd);
-        calls(slow.port, "get") > before
-    }), "the caught-up replica never got reads again");
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let before = calls(slow.port, "get");
+            read_some(&mut rd);
+            calls(slow.port, "get") > before
+        }),
+        "the caught-up replica never got reads again"
+    );
     writer_stop.store(true, Ordering::SeqCst);
     writer.join().unwrap();
-    let _: () = redis::cmd("SET").arg("done").arg(1).query(&mut direct).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("done")
+        .arg(1)
+        .query(&mut direct)
+        .unwrap();
 }
 
 #[test]
@@ -374,12 +407,15 @@ fn read_your_writes_under_load(kind: Backend) {
                     while Instant::now() < until {
                         let k = (j * 7 + t) % 50;
                         j += 1;
-                        let got: Option<u64> =
-                            redis::cmd("GET").arg(key(k)).query(&mut c).unwrap();
+                        let got: Option<u64> = redis::cmd("GET").arg(key(k)).query(&mut c).unwrap();
                         reads.fetch_add(1, Ordering::Relaxed);
                         if got != last[k as usize] {
                             stale.fetch_add(1, Ordering::Relaxed);
-                            eprintln!("stale read of {}: got {got:?}, wrote {:?}", key(k), last[k as usize]);
+                            eprintln!(
+                                "stale read of {}: got {got:?}, wrote {:?}",
+                                key(k),
+                                last[k as usize]
+                            );
                         }
                     }
                 }
@@ -391,9 +427,19 @@ fn read_your_writes_under_load(kind: Backend) {
     }
     let total = reads.load(Ordering::Relaxed);
     let on_replicas = calls(r1.port, "get") + calls(r2.port, "get") - replica_gets_before;
-    eprintln!("read-your-writes: {total} reads, {on_replicas} served by replicas, {} stale", stale.load(Ordering::Relaxed));
-    assert_eq!(stale.load(Ordering::Relaxed), 0, "a client read data older than its own write");
-    assert!(on_replicas > total / 10, "replicas served too few reads ({on_replicas} of {total}) for the test to mean anything");
+    eprintln!(
+        "read-your-writes: {total} reads, {on_replicas} served by replicas, {} stale",
+        stale.load(Ordering::Relaxed)
+    );
+    assert_eq!(
+        stale.load(Ordering::Relaxed),
+        0,
+        "a client read data older than its own write"
+    );
+    assert!(
+        on_replicas > total / 10,
+        "replicas served too few reads ({on_replicas} of {total}) for the test to mean anything"
+    );
 }
 
 #[test]
@@ -432,7 +478,11 @@ fn failover_followed_under_load(kind: Backend, concern: &str) {
     let sentinels: Vec<Proc> = (0..3)
         .map(|_| Proc::redis_sentinel("mymaster", m.port, 2, &sentinel_conf()))
         .collect();
-    let list = sentinels.iter().map(|s| s.addr()).collect::<Vec<_>>().join(",");
+    let list = sentinels
+        .iter()
+        .map(|s| s.addr())
+        .collect::<Vec<_>>()
+        .join(",");
     let mport = free_port().to_string();
     let metrics_addr = format!("127.0.0.1:{mport}");
     let proxy = Proc::proxy(&[
@@ -446,10 +496,18 @@ fn failover_followed_under_load(kind: Backend, concern: &str) {
         concern,
     ]);
     // Sentinels see the replicas; the proxy reaches the master.
-    assert!(eventually(Duration::from_secs(20), || {
-        let mut c = proxy.conn();
-        redis::cmd("SET").arg("ready").arg(1).query::<()>(&mut c).is_ok()
-    }), "proxy never reached the master:\n{}", proxy.log_text());
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            let mut c = proxy.conn();
+            redis::cmd("SET")
+                .arg("ready")
+                .arg(1)
+                .query::<()>(&mut c)
+                .is_ok()
+        }),
+        "proxy never reached the master:\n{}",
+        proxy.log_text()
+    );
     let old_port = m.port;
     let url = proxy.url();
     let stop = Arc::new(AtomicBool::new(false));
@@ -461,7 +519,11 @@ fn failover_followed_under_load(kind: Backend, concern: &str) {
         let mut errors = Vec::new();
         let mut i = 0u64;
         while !s2.load(Ordering::SeqCst) {
-            match redis::cmd("SET").arg(format!("w{i}")).arg(i).query::<()>(&mut c) {
+            match redis::cmd("SET")
+                .arg(format!("w{i}"))
+                .arg(i)
+                .query::<()>(&mut c)
+            {
                 Ok(()) => acked.push(i),
                 Err(e) => {
                     assert!(
@@ -488,12 +550,18 @@ fn failover_followed_under_load(kind: Backend, concern: &str) {
     let promoted_after = killed.elapsed();
     // A restarted old master (empty, role:master) must never get writes.
     let sets_before = calls(new_port, "set");
-    assert!(eventually(Duration::from_secs(15), || calls(new_port, "set") > sets_before + 50));
+    assert!(eventually(Duration::from_secs(15), || calls(
+        new_port, "set"
+    ) > sets_before + 50));
     let restarted = Proc::redis_server_on(old_port, &[]);
     std::thread::sleep(Duration::from_millis(1500));
     stop.store(true, Ordering::SeqCst);
     let (acked, errors, sent) = writer.join().unwrap();
-    assert_eq!(calls(restarted.port, "set"), 0, "the old master got writes after it came back");
+    assert_eq!(
+        calls(restarted.port, "set"),
+        0,
+        "the old master got writes after it came back"
+    );
     // Every acknowledged write must be on the new master.
     let mut c = redis::Client::open(format!("redis://127.0.0.1:{new_port}/"))
         .unwrap()
@@ -518,11 +586,21 @@ fn failover_followed_under_load(kind: Backend, concern: &str) {
         &errors[..errors.len().min(3)]
     );
     let metrics = metrics_text(mport.parse().unwrap());
-    assert!(metrics.contains("tandem_proxy_failovers_total 1"), "{metrics}");
+    assert!(
+        metrics.contains("tandem_proxy_failovers_total 1"),
+        "{metrics}"
+    );
     if concern == "replicated" {
-        assert!(lost.is_empty(), "write concern replicated lost acknowledged writes");
+        assert!(
+            lost.is_empty(),
+            "write concern replicated lost acknowledged writes"
+        );
     } else {
-        assert!(lost.len() <= 5, "too many acknowledged writes lost: {}", lost.len());
+        assert!(
+            lost.len() <= 5,
+            "too many acknowledged writes lost: {}",
+            lost.len()
+        );
     }
     // Errors are the proxy's own (fate unknown, or no master in time), never a broken link.
     assert!(errors.iter().all(|e| e.contains("proxy:")), "{errors:?}");
@@ -548,11 +626,7 @@ fn sighup_switches_read_policy(kind: Backend) {
     let m = master(kind);
     let r = replica(kind, m.port);
     wait_synced(r.port);
-    let base = format!(
-        "master = \"{}\"\nreplicas = [\"{}\"]\n",
-        m.addr(),
-        r.addr()
-    );
+    let base = format!("master = \"{}\"\nreplicas = [\"{}\"]\n", m.addr(), r.addr());
     let (_d, path) = config_file(&format!("{base}read-policy = \"lag-aware\"\n"));
     let proxy = Proc::proxy(&["--config", path.to_str().unwrap()]);
     wait_replicas_serving(&proxy, &[r.port]);
@@ -567,15 +641,21 @@ fn sighup_switches_read_policy(kind: Backend) {
     assert_eq!(calls(r.port, "get") - before, 20);
     std::fs::write(&path, format!("{base}read-policy = \"master\"\n")).unwrap();
     sighup(&proxy);
-    assert!(eventually(Duration::from_secs(5), || {
-        let (rb, mb) = (calls(r.port, "get"), calls(m.port, "get"));
-        reads(&mut c);
-        calls(r.port, "get") == rb && calls(m.port, "get") == mb + 20
-    }), "read policy did not switch to master; log:\n{}", proxy.log_text());
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let (rb, mb) = (calls(r.port, "get"), calls(m.port, "get"));
+            reads(&mut c);
+            calls(r.port, "get") == rb && calls(m.port, "get") == mb + 20
+        }),
+        "read policy did not switch to master; log:\n{}",
+        proxy.log_text()
+    );
     // A bad file is refused and the policy in force stays.
     std::fs::write(&path, "read-policy = \"sideways\"\n").unwrap();
     sighup(&proxy);
-    assert!(eventually(Duration::from_secs(5), || proxy.log_text().contains("config reload failed")));
+    assert!(eventually(Duration::from_secs(5), || proxy
+        .log_text()
+        .contains("config reload failed")));
     let (rb, mb) = (calls(r.port, "get"), calls(m.port, "get"));
     reads(&mut c);
     assert_eq!((calls(r.port, "get"), calls(m.port, "get")), (rb, mb + 20));
@@ -614,8 +694,13 @@ fn metrics_expose_the_series() {
     let mut c = proxy.conn();
     let _: () = redis::cmd("SET").arg("a").arg(1).query(&mut c).unwrap();
     let _: i64 = redis::cmd("GET").arg("a").query(&mut c).unwrap();
-    let _ = redis::cmd("CONFIG").arg("SET").arg("x").arg("y").query::<()>(&mut c);
-    std::thread::sleep(Duration::from_millis(300));
+    let _ = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("x")
+        .arg("y")
+        .query::<()>(&mut c);
+    // Workers publish their counts once a second.
+    std::thread::sleep(Duration::from_millis(1500));
     let text = metrics_text(mport);
     for series in [
         "tandem_proxy_commands_total{command=\"set\",route=\"master\"} 1",
@@ -644,7 +729,11 @@ fn redis_cli(port: u16, args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("redis-cli");
-    assert!(out.status.success(), "redis-cli {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "redis-cli {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -663,11 +752,26 @@ fn real_clients_work_through_the_proxy() {
     // redis-benchmark, without and with pipelining.
     for p in ["1", "16"] {
         let out = Command::new(require_tool("redis-benchmark"))
-            .args(["-p", &proxy.port.to_string(), "-c", "10", "-n", "5000", "-t", "set,get", "-P", p, "-q"])
+            .args([
+                "-p",
+                &proxy.port.to_string(),
+                "-c",
+                "10",
+                "-n",
+                "5000",
+                "-t",
+                "set,get",
+                "-P",
+                p,
+                "-q",
+            ])
             .output()
             .expect("redis-benchmark");
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success() && text.contains("SET") && text.contains("GET"), "redis-benchmark -P {p}: {text}");
+        assert!(
+            out.status.success() && text.contains("SET") && text.contains("GET"),
+            "redis-benchmark -P {p}: {text}"
+        );
     }
     // redis-py: the project's smoke script (RESP2 and RESP3, pipelines, transactions,
     // pub/sub, blocking pops) through the proxy.
@@ -692,7 +796,10 @@ fn transactions_blocking_select_and_auth() {
     let m = master(Backend::Redis);
     let proxy = Proc::proxy(&["--master", &m.addr(), "--password", "pw"]);
     let mut a = Raw::connect(proxy.port);
-    assert_eq!(a.cmd(&["GET", "k"]).err_text(), "NOAUTH Authentication required.");
+    assert_eq!(
+        a.cmd(&["GET", "k"]).err_text(),
+        "NOAUTH Authentication required."
+    );
     assert_eq!(
         a.cmd(&["AUTH", "bad"]).err_text(),
         "WRONGPASS invalid username-password pair or user is disabled."
@@ -709,7 +816,10 @@ fn transactions_blocking_select_and_auth() {
     assert_eq!(a.cmd(&["EXEC"]).err_text(), "ERR EXEC without MULTI");
     // An admin command inside MULTI aborts the transaction.
     assert_eq!(a.cmd(&["MULTI"]), Resp::Simple("OK".into()));
-    assert!(a.cmd(&["CONFIG", "SET", "x", "y"]).err_text().contains("administrative"));
+    assert!(a
+        .cmd(&["CONFIG", "SET", "x", "y"])
+        .err_text()
+        .contains("administrative"));
     assert_eq!(
         a.cmd(&["EXEC"]).err_text(),
         "EXECABORT Transaction discarded because of previous errors."
@@ -733,11 +843,21 @@ fn transactions_blocking_select_and_auth() {
     assert_eq!(a.cmd(&["SET", "db3", "yes"]), Resp::Simple("OK".into()));
     assert_eq!(b.cmd(&["GET", "db3"]), Resp::NullBulk);
     assert_eq!(a.cmd(&["GET", "db3"]), Resp::bulk("yes"));
-    assert_eq!(a.cmd(&["SELECT", "999"]).err_text(), "ERR DB index is out of range");
+    assert_eq!(
+        a.cmd(&["SELECT", "999"]).err_text(),
+        "ERR DB index is out of range"
+    );
     assert_eq!(a.cmd(&["GET", "db3"]), Resp::bulk("yes"));
     // Admin commands are refused with a clear error.
-    for cmd in [&["REPLICAOF", "NO", "ONE"][..], &["DEBUG", "SLEEP", "0"], &["MONITOR"]] {
-        assert!(a.cmd(cmd).err_text().contains("not allowed through the proxy"));
+    for cmd in [
+        &["REPLICAOF", "NO", "ONE"][..],
+        &["DEBUG", "SLEEP", "0"],
+        &["MONITOR"],
+    ] {
+        assert!(a
+            .cmd(cmd)
+            .err_text()
+            .contains("not allowed through the proxy"));
     }
     // WAIT is answered from replication offsets (no replicas here).
     assert_eq!(a.cmd(&["WAIT", "0", "100"]), Resp::Int(0));
@@ -778,7 +898,11 @@ fn backend_death_mid_pipeline_fails_only_its_requests() {
     assert_eq!(c.cmd(&["SET", "a", "1"]), Resp::Simple("OK".into()));
     assert!(eventually(Duration::from_secs(5), || {
         let mut x = r.conn();
-        redis::cmd("GET").arg("a").query::<Option<String>>(&mut x).unwrap().is_some()
+        redis::cmd("GET")
+            .arg("a")
+            .query::<Option<String>>(&mut x)
+            .unwrap()
+            .is_some()
     }));
     wait_replicas_serving(&proxy, &[r.port]);
     // The master is stuck in DEBUG SLEEP; a pipeline mixes replica reads and master writes.
@@ -789,7 +913,11 @@ fn backend_death_mid_pipeline_fails_only_its_requests() {
     let mut pipe = encode_cmd(&["GET", "a"]);
     pipe.extend(encode_cmd(&["SET", "b", "2"]));
     reader.send(&pipe);
-    assert_eq!(reader.read(), Resp::bulk("1"), "the replica read is answered");
+    assert_eq!(
+        reader.read(),
+        Resp::bulk("1"),
+        "the replica read is answered"
+    );
     std::thread::sleep(Duration::from_millis(200));
     m.kill();
     let e = reader.read();
@@ -804,7 +932,10 @@ fn backend_death_mid_pipeline_fails_only_its_requests() {
     assert_eq!(reader.cmd(&["PING"]), Resp::Simple("PONG".into()));
     // No master: a clear error after the (short) failover queue timeout.
     let e = reader.cmd(&["SET", "c", "3"]);
-    assert!(e.err_text().starts_with("ERR proxy: no master available"), "{e:?}");
+    assert!(
+        e.err_text().starts_with("ERR proxy: no master available"),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -818,9 +949,15 @@ fn no_master_known_is_a_clear_error() {
     let proxy = Proc::proxy(&["--config", path.to_str().unwrap()]);
     let mut c = Raw::connect(proxy.port);
     let e = c.cmd(&["SET", "a", "1"]);
-    assert!(e.err_text().starts_with("ERR proxy: no master available"), "{e:?}");
+    assert!(
+        e.err_text().starts_with("ERR proxy: no master available"),
+        "{e:?}"
+    );
     let e = c.cmd(&["GET", "a"]);
-    assert!(e.err_text().starts_with("ERR proxy: no master available"), "{e:?}");
+    assert!(
+        e.err_text().starts_with("ERR proxy: no master available"),
+        "{e:?}"
+    );
     assert_eq!(c.cmd(&["PING"]), Resp::Simple("PONG".into()));
 }
 
@@ -866,7 +1003,10 @@ fn slow_subscriber_is_disconnected_and_memory_stays_bounded() {
     let end_rss = rss_kb(proxy.pid().unwrap());
     assert_eq!(fast_got, 1500);
     // 24 MB were published; the slow subscriber was cut off at about 1 MB.
-    assert!(sub.closed_within(Duration::from_secs(10)), "slow subscriber was not disconnected");
+    assert!(
+        sub.closed_within(Duration::from_secs(10)),
+        "slow subscriber was not disconnected"
+    );
     assert!(
         end_rss < start_rss + 16 * 1024,
         "proxy memory grew from {start_rss} kB to {end_rss} kB"

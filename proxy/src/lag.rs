@@ -56,7 +56,13 @@ pub fn parse_info(text: &str) -> InfoRepl {
             continue;
         };
         match k {
-            "role" => info.role = if v == "slave" { Role::Replica } else { Role::Master },
+            "role" => {
+                info.role = if v == "slave" {
+                    Role::Replica
+                } else {
+                    Role::Master
+                }
+            }
             "master_host" => info.master_host = Some(v.to_string()),
             "master_port" => info.master_port = v.parse().ok(),
             "master_link_status" => info.link_up = v == "up",
@@ -169,7 +175,9 @@ pub fn replica_health(
         return h;
     };
     h.reachable = st.fresh(now) && info.role == Role::Replica;
-    let master_info = master.filter(|m| m.fresh(now)).and_then(|m| m.info.as_ref());
+    let master_info = master
+        .filter(|m| m.fresh(now))
+        .and_then(|m| m.info.as_ref());
     let listed = master_info.and_then(|mi| {
         mi.slaves
             .iter()
@@ -277,7 +285,7 @@ fn record_failure(statuses: &Statuses, addr: &str, error: String) {
     let mut st = statuses.lock();
     let s = st.entry(addr.to_string()).or_default();
     s.fails = s.fails.saturating_add(1);
-    if s.fails == 1 || s.fails % 100 == 0 {
+    if s.fails == 1 || s.fails.is_multiple_of(100) {
         tracing::warn!(backend = %addr, reason = %error, fails = s.fails, "INFO poll failed");
     }
     s.error = Some(error);

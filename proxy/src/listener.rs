@@ -17,8 +17,10 @@ use crate::session::Session;
 use crate::topology::{self, Event};
 use crate::{validate, Reloader, Shared};
 
-/// How often workers drop pools of backends that left the topology.
-const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often workers publish their metrics.
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often workers drop pools of backends that left the topology (in flushes).
+const PRUNE_EVERY_FLUSHES: u64 = 5;
 
 /// Runs the proxy until SIGINT/SIGTERM. `reload` re-reads the configuration on SIGHUP.
 pub fn run(config: ProxyConfig, reload: Option<Reloader>) -> Result<(), String> {
@@ -47,7 +49,7 @@ pub fn run(config: ProxyConfig, reload: Option<Reloader>) -> Result<(), String> 
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name(format!("proxy-worker-{i}"))
-                .spawn(move || worker_main(shared, rx))
+                .spawn(move || worker_main(i, shared, rx))
                 .map_err(|e| format!("cannot start worker thread: {e}"))?;
             workers.push(tx);
         }
@@ -93,7 +95,11 @@ pub fn run(config: ProxyConfig, reload: Option<Reloader>) -> Result<(), String> 
     })
 }
 
-fn worker_main(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<(std::net::TcpStream, String)>) {
+fn worker_main(
+    index: usize,
+    shared: Arc<Shared>,
+    mut rx: mpsc::UnboundedReceiver<(std::net::TcpStream, String)>,
+) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -109,9 +115,15 @@ fn worker_main(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<(std::net::T
         let ctx = WorkerCtx::new(shared.clone());
         let prune_ctx = ctx.clone();
         tokio::task::spawn_local(async move {
-            let mut t = tokio::time::interval(PRUNE_EVERY);
+            let mut t = tokio::time::interval(FLUSH_EVERY);
+            let mut n = 0u64;
             loop {
                 t.tick().await;
+                prune_ctx.flush_metrics(index);
+                n += 1;
+                if !n.is_multiple_of(PRUNE_EVERY_FLUSHES) {
+                    continue;
+                }
                 let snap = prune_ctx.shared.topo.load_full();
                 let mut keep = snap.replica_addrs.clone();
                 if let Some(m) = &snap.master {
@@ -135,8 +147,7 @@ fn worker_main(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<(std::net::T
 }
 
 async fn shutdown_signal() {
-    let mut term =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = async {
@@ -150,27 +161,36 @@ async fn shutdown_signal() {
 }
 
 /// SIGHUP: build the new configuration, validate it, swap it in atomically.
-async fn reload_on_sighup(shared: Arc<Shared>, reload: Option<Reloader>, ev: mpsc::UnboundedSender<Event>) {
+async fn reload_on_sighup(
+    shared: Arc<Shared>,
+    reload: Option<Reloader>,
+    ev: mpsc::UnboundedSender<Event>,
+) {
     let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
         tracing::warn!("cannot listen for SIGHUP: config reload disabled");
         return;
     };
     while hup.recv().await.is_some() {
         let Some(reload) = reload.as_ref() else {
-            tracing::warn!("SIGHUP received but the proxy was started without --config: nothing to reload");
+            tracing::warn!(
+                "SIGHUP received but the proxy was started without --config: nothing to reload"
+            );
             continue;
         };
         let new = match reload().and_then(|c| validate(&c).map(|()| c)) {
             Ok(c) => c,
             Err(e) => {
-                metrics::counter!("tandem_proxy_config_reloads_total", "result" => "error").increment(1);
+                metrics::counter!("tandem_proxy_config_reloads_total", "result" => "error")
+                    .increment(1);
                 tracing::error!(reason = %e, "config reload failed: keeping the configuration in force");
                 continue;
             }
         };
         let old = shared.config.load_full();
         if new.listen != old.listen || new.metrics != old.metrics || new.threads != old.threads {
-            tracing::warn!("listen, metrics and threads changes need a restart; the other changes apply now");
+            tracing::warn!(
+                "listen, metrics and threads changes need a restart; the other changes apply now"
+            );
         }
         let backends_changed = new.backend_password != old.backend_password
             || new.pool_size != old.pool_size

@@ -113,13 +113,10 @@ pub struct BackendConn {
     /// Must not be reused (its database or state changed inside a transaction).
     pub dirty: Cell<bool>,
     worker: Rc<WorkerCtx>,
-    inflight_gauge: metrics::Gauge,
 }
 
 impl BackendConn {
     fn new(worker: &Rc<WorkerCtx>, key: PoolKey, dedicated: bool) -> Rc<BackendConn> {
-        let gauge =
-            metrics::gauge!("tandem_proxy_backend_inflight", "backend" => key.addr.to_string());
         Rc::new(BackendConn {
             key,
             dedicated,
@@ -132,7 +129,6 @@ impl BackendConn {
             closing: Cell::new(false),
             dirty: Cell::new(false),
             worker: worker.clone(),
-            inflight_gauge: gauge,
         })
     }
 
@@ -171,7 +167,6 @@ impl BackendConn {
     pub fn send(&self, args: &[Bytes], pending: Pending) {
         encode_command(args, &mut self.out.borrow_mut());
         self.inflight.borrow_mut().push_back(pending);
-        self.inflight_gauge.increment(1.0);
         self.wake.notify_one();
     }
 
@@ -192,7 +187,6 @@ impl BackendConn {
         // A WAIT check whose write is failing too gets no second reply.
         let mut write_failing = false;
         for p in pending {
-            self.inflight_gauge.decrement(1.0);
             let msg = format!(
                 "-ERR proxy: lost the connection to backend {} before the reply ({reason}); the command may or may not have been applied\r\n",
                 self.key.addr
@@ -342,7 +336,11 @@ async fn run_conn(conn: Rc<BackendConn>) {
     conn.changed.notify_waiters();
 }
 
-async fn io_loop(conn: &Rc<BackendConn>, stream: TcpStream, cmd_timeout: Duration) -> Result<(), String> {
+async fn io_loop(
+    conn: &Rc<BackendConn>,
+    stream: TcpStream,
+    cmd_timeout: Duration,
+) -> Result<(), String> {
     let mut inbuf = BytesMut::with_capacity(16 * 1024);
     let mut scanner = Scanner::default();
     let mut held: Option<Bytes> = None;
@@ -425,9 +423,10 @@ fn deliver(
         let Some(p) = conn.inflight.borrow_mut().pop_front() else {
             return Err("backend sent a reply nobody asked for".into());
         };
-        conn.inflight_gauge.decrement(1.0);
         let reply = &inbuf[..len];
-        conn.worker.metrics.latency(p.route, now.saturating_duration_since(p.start));
+        conn.worker
+            .metrics
+            .latency(p.route, now.saturating_duration_since(p.start));
         match p.kind {
             Kind::Plain => p.inbox.complete(p.seq, reply),
             Kind::Write => {
@@ -491,7 +490,13 @@ impl WorkerCtx {
     }
 
     /// The pooled connection `slot` (sticky per client) to a backend.
-    pub fn conn(self: &Rc<Self>, addr: &Arc<str>, proto: Protocol, db: u32, slot: u64) -> Rc<BackendConn> {
+    pub fn conn(
+        self: &Rc<Self>,
+        addr: &Arc<str>,
+        proto: Protocol,
+        db: u32,
+        slot: u64,
+    ) -> Rc<BackendConn> {
         let key = PoolKey::new(addr, proto, db);
         let gen = self.generation();
         let mut pools = self.pools.borrow_mut();
@@ -526,7 +531,12 @@ impl WorkerCtx {
     }
 
     /// A connection for one client alone (transaction, blocking command).
-    pub fn take_dedicated(self: &Rc<Self>, addr: &Arc<str>, proto: Protocol, db: u32) -> Rc<BackendConn> {
+    pub fn take_dedicated(
+        self: &Rc<Self>,
+        addr: &Arc<str>,
+        proto: Protocol,
+        db: u32,
+    ) -> Rc<BackendConn> {
         let key = PoolKey::new(addr, proto, db);
         let gen = self.generation();
         if let Some(list) = self.idle.borrow_mut().get_mut(&key) {
@@ -559,9 +569,23 @@ impl WorkerCtx {
         }
     }
 
+    /// Publishes this worker's counts and in-flight gauges (called once a second).
+    pub fn flush_metrics(&self, worker: usize) {
+        self.metrics.flush();
+        let mut per_backend: HashMap<Arc<str>, usize> = HashMap::new();
+        for (k, pool) in self.pools.borrow().iter() {
+            *per_backend.entry(k.addr.clone()).or_default() +=
+                pool.iter().map(|c| c.inflight_len()).sum::<usize>();
+        }
+        for (addr, n) in per_backend {
+            metrics::gauge!("tandem_proxy_backend_inflight", "backend" => addr.to_string(), "worker" => worker.to_string())
+                .set(n as f64);
+        }
+    }
+
     /// Drops pools of backends that left the topology (called periodically).
     pub fn prune(&self, keep: &[Arc<str>]) {
-        let gone = |k: &PoolKey| !keep.iter().any(|a| *a == k.addr);
+        let gone = |k: &PoolKey| !keep.contains(&k.addr);
         self.pools.borrow_mut().retain(|k, pool| {
             if gone(k) && pool.iter().all(|c| c.inflight_len() == 0) {
                 for c in pool.iter() {

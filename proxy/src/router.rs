@@ -89,11 +89,16 @@ fn sub_is(args: &[Bytes], i: usize, names: &[&str]) -> bool {
 
 /// Classifies a request (`args[0]` is the command name).
 pub fn classify(args: &[Bytes]) -> Class {
+    classify_spec(args, args.first().and_then(|n| command::lookup(n)))
+}
+
+/// Classifies a request whose table entry (if any) was already looked up.
+pub fn classify_spec(args: &[Bytes], spec: Option<&'static command::CommandSpec>) -> Class {
     use tandem_protocol::Cmd;
     let Some(name) = args.first() else {
         return Class::Write;
     };
-    let Some(spec) = command::lookup(name) else {
+    let Some(spec) = spec else {
         if is_one_of(name, EXTRA_READS) {
             return Class::Read;
         }
@@ -104,7 +109,10 @@ pub fn classify(args: &[Bytes]) -> Class {
             return Class::Admin;
         }
         if name.eq_ignore_ascii_case(b"xread") || name.eq_ignore_ascii_case(b"xreadgroup") {
-            let blocks = args.iter().skip(1).any(|a| a.eq_ignore_ascii_case(b"block"));
+            let blocks = args
+                .iter()
+                .skip(1)
+                .any(|a| a.eq_ignore_ascii_case(b"block"));
             return match (blocks, name.eq_ignore_ascii_case(b"xread")) {
                 (true, _) => Class::Blocking,
                 (false, true) => Class::Read,
@@ -377,7 +385,10 @@ mod tests {
         assert_eq!(classify(&args("nosuchcommand")), Class::Write);
         assert_eq!(classify(&args("BLPOP k 0")), Class::Blocking);
         assert_eq!(classify(&args("bzpopmin k 0")), Class::Blocking);
-        assert_eq!(classify(&args("XREAD BLOCK 0 STREAMS s $")), Class::Blocking);
+        assert_eq!(
+            classify(&args("XREAD BLOCK 0 STREAMS s $")),
+            Class::Blocking
+        );
         assert_eq!(classify(&args("XREAD STREAMS s 0")), Class::Read);
         assert_eq!(classify(&args("replicaof no one")), Class::Admin);
         assert_eq!(classify(&args("CONFIG SET x y")), Class::Admin);
@@ -386,10 +397,7 @@ mod tests {
         assert_eq!(classify(&args("DEBUG sleep 1")), Class::Admin);
         assert_eq!(classify(&args("MONITOR")), Class::Admin);
         assert_eq!(classify(&args("SCAN 0")), Class::MasterRead);
-        assert_eq!(
-            classify(&args("multi")),
-            Class::Session(SessionCmd::Multi)
-        );
+        assert_eq!(classify(&args("multi")), Class::Session(SessionCmd::Multi));
         assert_eq!(
             classify(&args("PSUBSCRIBE a*")),
             Class::Session(SessionCmd::Subscribe)
@@ -443,11 +451,26 @@ mod tests {
     fn read_your_writes_needs_the_offset() {
         let r = [healthy(100, 0), healthy(200, 0)];
         assert_eq!(
-            route_read(ReadPolicy::LagAware, LIMITS, Ryw::MinOffset(150), &r, |_| 0, 0).0,
+            route_read(
+                ReadPolicy::LagAware,
+                LIMITS,
+                Ryw::MinOffset(150),
+                &r,
+                |_| 0,
+                0
+            )
+            .0,
             ReadTarget::Replica(1)
         );
         assert_eq!(
-            route_read(ReadPolicy::LagAware, LIMITS, Ryw::MinOffset(250), &r, |_| 0, 0),
+            route_read(
+                ReadPolicy::LagAware,
+                LIMITS,
+                Ryw::MinOffset(250),
+                &r,
+                |_| 0,
+                0
+            ),
             (ReadTarget::Master, RouteKind::RywFallback)
         );
         assert_eq!(

@@ -196,7 +196,9 @@ fn err(msg: impl Into<std::borrow::Cow<'static, str>>) -> Reply {
 }
 
 fn wrong_arity(name: &str) -> Reply {
-    err(format!("ERR wrong number of arguments for '{name}' command"))
+    err(format!(
+        "ERR wrong number of arguments for '{name}' command"
+    ))
 }
 
 impl Session {
@@ -245,7 +247,9 @@ impl Session {
         let reason = self.serve().await;
         match &reason {
             Ok(()) => tracing::debug!(peer = %self.peer, id = self.id, "client disconnected"),
-            Err(e) => tracing::info!(peer = %self.peer, id = self.id, reason = %e, "client closed by the proxy"),
+            Err(e) => {
+                tracing::info!(peer = %self.peer, id = self.id, reason = %e, "client closed by the proxy")
+            }
         }
     }
 
@@ -356,12 +360,15 @@ impl Session {
             self.closing = true;
             return Flow::Continue;
         }
-        let class = router::classify(&args);
-        let spec_idx = tandem_protocol::command::lookup(&args[0]).map(|s| s.cmd as usize);
+        let spec = tandem_protocol::command::lookup(&args[0]);
+        let class = router::classify_spec(&args, spec);
+        let spec_idx = spec.map(|s| s.cmd as usize);
         if !self.authed
             && !matches!(
                 class,
-                Class::Session(SessionCmd::Auth | SessionCmd::Hello | SessionCmd::Quit | SessionCmd::Reset)
+                Class::Session(
+                    SessionCmd::Auth | SessionCmd::Hello | SessionCmd::Quit | SessionCmd::Reset
+                )
             )
         {
             self.metrics().command(spec_idx, Route::Refused);
@@ -380,10 +387,10 @@ impl Session {
                 self.reply(admin_refusal(&args));
             }
             Class::Admin | Class::Write => {
-                self.to_master(&args, Kind::Write, spec_idx).await;
+                self.send_master(&args, Kind::Write, spec_idx).await;
             }
             Class::MasterRead => {
-                self.to_master(&args, Kind::Plain, spec_idx).await;
+                self.send_master(&args, Kind::Plain, spec_idx).await;
             }
             Class::Read => self.read(&args, spec_idx).await,
             Class::Blocking => self.blocking(&args, spec_idx).await,
@@ -392,7 +399,12 @@ impl Session {
     }
 
     /// Inside WATCH / MULTI everything goes to the pinned master connection.
-    async fn handle_pinned(&mut self, args: Vec<Bytes>, class: Class, spec_idx: Option<usize>) -> Flow {
+    async fn handle_pinned(
+        &mut self,
+        args: Vec<Bytes>,
+        class: Class,
+        spec_idx: Option<usize>,
+    ) -> Flow {
         let allow_admin = self.ctx.shared.config.load().allow_admin;
         match class {
             Class::Session(SessionCmd::Quit) => {
@@ -409,7 +421,10 @@ impl Session {
                 if self.multi_failed {
                     let seq = self.inbox.alloc();
                     if let Some(c) = &self.pinned {
-                        c.send(&[Bytes::from_static(b"DISCARD")], self.pending(seq, Kind::Discard, Route::Pinned));
+                        c.send(
+                            &[Bytes::from_static(b"DISCARD")],
+                            self.pending(seq, Kind::Discard, Route::Pinned),
+                        );
                     }
                     self.inbox.complete(
                         seq,
@@ -439,14 +454,22 @@ impl Session {
                 if let Some(c) = &self.pinned {
                     c.dirty.set(true);
                 }
-                if let Some(n) = args.get(1).and_then(|a| std::str::from_utf8(a).ok()).and_then(|s| s.parse::<u32>().ok()) {
+                if let Some(n) = args
+                    .get(1)
+                    .and_then(|a| std::str::from_utf8(a).ok())
+                    .and_then(|s| s.parse::<u32>().ok())
+                {
                     self.db = n;
                 }
                 self.send_pinned(&args, Kind::Plain, spec_idx);
             }
-            Class::Session(SessionCmd::Auth | SessionCmd::Hello | SessionCmd::Client | SessionCmd::Ping | SessionCmd::Echo)
-                if !self.in_multi =>
-            {
+            Class::Session(
+                SessionCmd::Auth
+                | SessionCmd::Hello
+                | SessionCmd::Client
+                | SessionCmd::Ping
+                | SessionCmd::Echo,
+            ) if !self.in_multi => {
                 let cmd = match class {
                     Class::Session(c) => c,
                     _ => SessionCmd::Ping,
@@ -454,7 +477,9 @@ impl Session {
                 return self.session_cmd(cmd, args, spec_idx).await;
             }
             Class::Session(SessionCmd::Subscribe) if !self.in_multi => {
-                self.reply(err("ERR proxy: SUBSCRIBE is not supported while WATCH is active"));
+                self.reply(err(
+                    "ERR proxy: SUBSCRIBE is not supported while WATCH is active",
+                ));
             }
             Class::Admin if !allow_admin => {
                 self.metrics().command(spec_idx, Route::Refused);
@@ -610,11 +635,18 @@ impl Session {
         result
     }
 
-    async fn to_master(&mut self, args: &[Bytes], kind: Kind, spec_idx: Option<usize>) {
-        self.to_master_as(args, kind, spec_idx, Route::Master).await
+    async fn send_master(&mut self, args: &[Bytes], kind: Kind, spec_idx: Option<usize>) {
+        self.send_master_as(args, kind, spec_idx, Route::Master)
+            .await
     }
 
-    async fn to_master_as(&mut self, args: &[Bytes], kind: Kind, spec_idx: Option<usize>, route: Route) {
+    async fn send_master_as(
+        &mut self,
+        args: &[Bytes],
+        kind: Kind,
+        spec_idx: Option<usize>,
+        route: Route,
+    ) {
         match self.master_conn(false).await {
             Ok(c) => {
                 self.metrics().command(spec_idx, route);
@@ -637,9 +669,9 @@ impl Session {
         let (target, kind, addr) = {
             let cfg = self.ctx.shared.config.load();
             let snap = self.ctx.shared.topo.load();
-            let ryw = self
-                .inbox
-                .resolve_ryw(cfg.read_your_writes, snap.poll_seq, snap.master_offset);
+            let ryw =
+                self.inbox
+                    .resolve_ryw(cfg.read_your_writes, snap.poll_seq, snap.master_offset);
             let limits = LagLimits {
                 max_lag_ms: cfg.max_lag_ms,
                 max_lag_bytes: cfg.max_lag_bytes,
@@ -669,7 +701,8 @@ impl Session {
                 c.send(args, self.pending(seq, Kind::Plain, Route::Replica));
                 return;
             }
-            self.to_master_as(args, Kind::Plain, spec_idx, Route::Fallback).await;
+            self.send_master_as(args, Kind::Plain, spec_idx, Route::Fallback)
+                .await;
             return;
         }
         let route = match kind {
@@ -680,7 +713,8 @@ impl Session {
                 Route::RywFallback
             }
         };
-        self.to_master_as(args, Kind::Plain, spec_idx, route).await;
+        self.send_master_as(args, Kind::Plain, spec_idx, route)
+            .await;
     }
 
     async fn blocking(&mut self, args: &[Bytes], spec_idx: Option<usize>) {
@@ -709,7 +743,12 @@ impl Session {
         Ok(c)
     }
 
-    async fn session_cmd(&mut self, cmd: SessionCmd, args: Vec<Bytes>, spec_idx: Option<usize>) -> Flow {
+    async fn session_cmd(
+        &mut self,
+        cmd: SessionCmd,
+        args: Vec<Bytes>,
+        spec_idx: Option<usize>,
+    ) -> Flow {
         self.metrics().command(spec_idx, Route::Local);
         match cmd {
             SessionCmd::Ping => match args.len() {
@@ -809,7 +848,10 @@ impl Session {
         let mut proto = self.proto;
         let mut i = 1;
         if let Some(v) = args.get(1) {
-            match std::str::from_utf8(v).ok().and_then(|s| s.parse::<i64>().ok()) {
+            match std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.parse::<i64>().ok())
+            {
                 Some(2) => proto = Protocol::Resp2,
                 Some(3) => proto = Protocol::Resp3,
                 Some(_) => {
@@ -817,7 +859,9 @@ impl Session {
                     return;
                 }
                 None => {
-                    self.reply(err("ERR Protocol version is not an integer or out of range"));
+                    self.reply(err(
+                        "ERR Protocol version is not an integer or out of range",
+                    ));
                     return;
                 }
             }
@@ -924,7 +968,9 @@ impl Session {
             "setname" if args.len() == 3 => {
                 let n = &args[2];
                 if n.iter().any(|&c| c <= b' ' || c > b'~') {
-                    self.reply(err("ERR Client names cannot contain spaces, newlines or special characters."));
+                    self.reply(err(
+                        "ERR Client names cannot contain spaces, newlines or special characters.",
+                    ));
                 } else {
                     self.name = if n.is_empty() { None } else { Some(n.clone()) };
                     self.reply(Reply::Ok);
@@ -935,7 +981,7 @@ impl Session {
             "setinfo" if args.len() == 4 => self.reply(Reply::Ok),
             "list" | "kill" | "pause" | "unpause" | "unblock" | "no-evict" | "no-touch" => {
                 if self.ctx.shared.config.load().allow_admin {
-                    self.to_master(args, Kind::Plain, None).await;
+                    self.send_master(args, Kind::Plain, None).await;
                 } else {
                     self.reply(admin_refusal(args));
                 }
@@ -976,7 +1022,11 @@ impl Session {
             self.reply(wrong_arity("wait"));
             return;
         }
-        let num = |b: &Bytes| std::str::from_utf8(b).ok().and_then(|s| s.parse::<i64>().ok());
+        let num = |b: &Bytes| {
+            std::str::from_utf8(b)
+                .ok()
+                .and_then(|s| s.parse::<i64>().ok())
+        };
         let (Some(n), Some(ms)) = (num(&args[1]), num(&args[2])) else {
             self.reply(err("ERR value is not an integer or out of range"));
             return;
@@ -993,7 +1043,10 @@ impl Session {
         loop {
             let count = {
                 let snap = self.ctx.shared.topo.load();
-                match self.inbox.resolve_ryw(true, snap.poll_seq, snap.master_offset) {
+                match self
+                    .inbox
+                    .resolve_ryw(true, snap.poll_seq, snap.master_offset)
+                {
                     Ryw::MasterOnly => None,
                     Ryw::Free => Some(snap.replicas.iter().filter(|r| r.link_up).count()),
                     Ryw::MinOffset(o) => Some(
@@ -1032,10 +1085,7 @@ impl Session {
         while self.inbox.out_len() > 0 {
             self.flush_out()?;
             if self.inbox.out_len() > 0 {
-                self.stream
-                    .writable()
-                    .await
-                    .map_err(|e| e.to_string())?;
+                self.stream.writable().await.map_err(|e| e.to_string())?;
             }
         }
         let c = match self.master_conn(false).await {
@@ -1061,12 +1111,16 @@ impl Session {
             Ok(b) => b,
             Err(e) => {
                 let mut b = BytesMut::new();
-                err(format!("ERR proxy: cannot reach master {addr}: {e}")).encode(self.proto, &mut b);
+                err(format!("ERR proxy: cannot reach master {addr}: {e}"))
+                    .encode(self.proto, &mut b);
                 let _ = self.stream.write_all(&b).await;
                 return Err(e);
             }
         };
-        self.metrics().command(tandem_protocol::command::lookup(&first[0]).map(|s| s.cmd as usize), Route::Pinned);
+        self.metrics().command(
+            tandem_protocol::command::lookup(&first[0]).map(|s| s.cmd as usize),
+            Route::Pinned,
+        );
         tracing::debug!(peer = %self.peer, backend = %addr, "client entered pub/sub: relaying");
         let limit = cfg.client_output_buffer_limit.0 as usize;
         let mut to_backend = BytesMut::new();

@@ -149,7 +149,11 @@ struct Manager {
 }
 
 /// Runs the topology loop forever (on the control runtime).
-pub async fn run(shared: Arc<Shared>, mut events: mpsc::UnboundedReceiver<Event>, events_tx: mpsc::UnboundedSender<Event>) {
+pub async fn run(
+    shared: Arc<Shared>,
+    mut events: mpsc::UnboundedReceiver<Event>,
+    events_tx: mpsc::UnboundedSender<Event>,
+) {
     let mut m = Manager {
         shared,
         statuses: Default::default(),
@@ -214,7 +218,7 @@ impl Manager {
             let key: Vec<String> = cfg
                 .sentinels
                 .iter()
-                .map(|s| s.clone())
+                .cloned()
                 .chain(std::iter::once(cfg.master_name.clone()))
                 .collect();
             if key != self.sentinels_key {
@@ -290,7 +294,10 @@ impl Manager {
                         if same {
                             self.config_epoch = self.config_epoch.max(epoch);
                             // Only a view asked after the switch event may end it.
-                            if self.switch_at.is_none_or(|t| view.asked_at.is_some_and(|a| a > t)) {
+                            if self
+                                .switch_at
+                                .is_none_or(|t| view.asked_at.is_some_and(|a| a > t))
+                            {
                                 self.switching = false;
                             }
                         } else if epoch < self.config_epoch {
@@ -319,7 +326,8 @@ impl Manager {
                 self.confirming = None;
                 if !is_master {
                     tracing::warn!(candidate = %addr, "sentinels name a master that does not confirm with ROLE yet; waiting");
-                    self.last_problem = format!("candidate master {addr} does not report role master yet");
+                    self.last_problem =
+                        format!("candidate master {addr} does not report role master yet");
                     return;
                 }
                 if self.master.as_deref() == Some(addr.as_str()) {
@@ -365,7 +373,12 @@ impl Manager {
         let cfg = self.shared.config.load_full();
         let tx = self.events_tx.clone();
         tokio::spawn(async move {
-            let view = ask_sentinels(&cfg.sentinels, &cfg.master_name, cfg.sentinel_password.as_deref()).await;
+            let view = ask_sentinels(
+                &cfg.sentinels,
+                &cfg.master_name,
+                cfg.sentinel_password.as_deref(),
+            )
+            .await;
             let _ = tx.send(Event::SentinelView(view));
         });
     }
@@ -486,7 +499,8 @@ impl Manager {
             metrics::gauge!("tandem_proxy_backend_up", "backend" => a.clone(), "role" => "replica")
                 .set(if h.reachable { 1.0 } else { 0.0 });
             if let Some(l) = h.lag_ms {
-                metrics::gauge!("tandem_proxy_backend_lag_ms", "backend" => a.clone()).set(l as f64);
+                metrics::gauge!("tandem_proxy_backend_lag_ms", "backend" => a.clone())
+                    .set(l as f64);
             }
             if let Some(b) = h.lag_bytes {
                 metrics::gauge!("tandem_proxy_backend_lag_bytes", "backend" => a.clone())
@@ -510,10 +524,7 @@ impl Manager {
         self.shared.topo_changed.send_modify(|v| *v += 1);
     }
 
-    fn wanted_nodes_locked(
-        &self,
-        st: &HashMap<String, NodeStatus>,
-    ) -> Vec<String> {
+    fn wanted_nodes_locked(&self, st: &HashMap<String, NodeStatus>) -> Vec<String> {
         // Same as wanted_nodes, with the status table already locked.
         let mut out = Vec::new();
         let mut seen = HashSet::new();
@@ -581,9 +592,15 @@ async fn confirm_master(addr: &str, shared: &Shared) -> bool {
 }
 
 /// One round of questions to every sentinel, concurrently.
-pub async fn ask_sentinels(sentinels: &[String], name: &str, password: Option<&str>) -> SentinelView {
+pub async fn ask_sentinels(
+    sentinels: &[String],
+    name: &str,
+    password: Option<&str>,
+) -> SentinelView {
     let asked_at = Instant::now();
-    let futs = sentinels.iter().map(|s| ask_one(s.clone(), name.to_string(), password.map(str::to_string)));
+    let futs = sentinels
+        .iter()
+        .map(|s| ask_one(s.clone(), name.to_string(), password.map(str::to_string)));
     let results = futures_join_all(futs).await;
     let mut view = SentinelView {
         asked_at: Some(asked_at),
@@ -606,9 +623,9 @@ pub async fn ask_sentinels(sentinels: &[String], name: &str, password: Option<&s
     view
 }
 
-async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
+async fn futures_join_all<F>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let handles: Vec<_> = futs.map(tokio::spawn).collect();
@@ -624,7 +641,11 @@ where
 
 type Answer = Option<(String, u64, Vec<String>)>;
 
-async fn ask_one(sentinel: String, name: String, password: Option<String>) -> Result<Answer, String> {
+async fn ask_one(
+    sentinel: String,
+    name: String,
+    password: Option<String>,
+) -> Result<Answer, String> {
     let fut = async {
         let mut c = Client::connect(&sentinel, ASK_TIMEOUT)
             .await
@@ -659,7 +680,11 @@ async fn ask_one(sentinel: String, name: String, password: Option<String>) -> Re
             },
             Reply::Nil | Reply::NilArray => return Ok(None),
             Reply::Error(e) => return Err(e.to_string()),
-            other => return Err(format!("unexpected get-master-addr-by-name reply {other:?}")),
+            other => {
+                return Err(format!(
+                    "unexpected get-master-addr-by-name reply {other:?}"
+                ))
+            }
         };
         let fields = fields_of(&master);
         let epoch = fields
