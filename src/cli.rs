@@ -5,7 +5,8 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tandem_config::{
-    MaxmemoryPolicy, MemSize, MonitorConfig, NodeConfig, ReplicaOf, SentinelConfig,
+    MaxmemoryPolicy, MemSize, MonitorConfig, NodeConfig, ProxyConfig, ReadPolicy, ReplicaOf,
+    SentinelConfig, WriteConcern,
 };
 
 #[derive(Parser, Debug)]
@@ -26,18 +27,11 @@ pub enum Command {
     /// Run a sentinel (failure detection and automatic failover).
     Sentinel(Box<SentinelArgs>),
     /// Run the proxy (one endpoint for applications).
-    Proxy(PassThrough),
+    Proxy(Box<ProxyArgs>),
     /// Load-test RESP endpoints (closed or open loop, hdrhistogram latencies).
     Bench(Box<tandem_bench::BenchArgs>),
     /// Start a complete local deployment (3 nodes, 3 sentinels, proxy).
     Up(crate::up::UpArgs),
-}
-
-/// Arguments of subcommands that are not available yet.
-#[derive(Args, Debug)]
-pub struct PassThrough {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub rest: Vec<String>,
 }
 
 /// `tandem node`: flags mirror redis-server's.
@@ -253,6 +247,140 @@ impl SentinelArgs {
     }
 }
 
+/// `tandem proxy`: flags override the config file (and are re-applied on SIGHUP reloads).
+#[derive(Args, Debug, Default, Clone)]
+pub struct ProxyArgs {
+    /// TOML configuration file (reloaded on SIGHUP).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address clients connect to (host:port).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Sentinels to follow, comma-separated host:port list.
+    #[arg(long, value_delimiter = ',')]
+    pub sentinels: Option<Vec<String>>,
+    /// Name of the master the sentinels monitor.
+    #[arg(long = "master-name")]
+    pub master_name: Option<String>,
+    /// Static master (no sentinels).
+    #[arg(long)]
+    pub master: Option<String>,
+    /// Static replica (repeatable).
+    #[arg(long = "replica")]
+    pub replicas: Vec<String>,
+    /// master | replicas | lag-aware.
+    #[arg(long = "read-policy")]
+    pub read_policy: Option<String>,
+    #[arg(long = "max-lag-ms")]
+    pub max_lag_ms: Option<u64>,
+    /// Prometheus endpoint address (ip:port); empty disables it.
+    #[arg(long)]
+    pub metrics: Option<String>,
+    /// Password clients must send.
+    #[arg(long)]
+    pub password: Option<String>,
+    /// Password sent to the nodes.
+    #[arg(long = "backend-password")]
+    pub backend_password: Option<String>,
+    /// master | replicated.
+    #[arg(long = "write-concern")]
+    pub write_concern: Option<String>,
+    /// Worker threads (0: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[arg(long)]
+    pub loglevel: Option<String>,
+}
+
+impl ProxyArgs {
+    /// The file's configuration (or defaults) with the flags applied on top.
+    pub fn resolve(&self) -> Result<ProxyConfig, String> {
+        let mut c: ProxyConfig = match &self.config {
+            Some(p) => tandem_config::load(p).map_err(|e| e.to_string())?,
+            None => ProxyConfig::default(),
+        };
+        if let Some(v) = &self.listen {
+            c.listen = v.clone();
+        }
+        if let Some(v) = &self.sentinels {
+            c.sentinels = v.iter().filter(|s| !s.is_empty()).cloned().collect();
+            c.master = None;
+        }
+        if let Some(v) = &self.master_name {
+            c.master_name = v.clone();
+        }
+        if let Some(v) = &self.master {
+            c.master = Some(v.clone());
+            c.sentinels.clear();
+        }
+        if !self.replicas.is_empty() {
+            c.replicas = self.replicas.clone();
+        }
+        if let Some(v) = &self.read_policy {
+            c.read_policy = match v.as_str() {
+                "master" => ReadPolicy::Master,
+                "replicas" => ReadPolicy::Replicas,
+                "lag-aware" => ReadPolicy::LagAware,
+                _ => {
+                    return Err(format!(
+                        "--read-policy: expected master, replicas or lag-aware, got {v:?}"
+                    ))
+                }
+            };
+        }
+        if let Some(v) = self.max_lag_ms {
+            c.max_lag_ms = v;
+        }
+        if let Some(v) = &self.metrics {
+            c.metrics = v.clone();
+        }
+        if let Some(v) = &self.password {
+            c.password = Some(v.clone());
+        }
+        if let Some(v) = &self.backend_password {
+            c.backend_password = Some(v.clone());
+        }
+        if let Some(v) = &self.write_concern {
+            c.write_concern = match v.as_str() {
+                "master" => WriteConcern::Master,
+                "replicated" => WriteConcern::Replicated,
+                _ => {
+                    return Err(format!(
+                        "--write-concern: expected master or replicated, got {v:?}"
+                    ))
+                }
+            };
+        }
+        if let Some(v) = self.threads {
+            c.threads = v;
+        }
+        tandem_proxy::validate(&c)?;
+        Ok(c)
+    }
+}
+
+fn run_proxy(args: ProxyArgs) -> ExitCode {
+    let config = match args.resolve() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tandem proxy: configuration error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    init_logging(args.loglevel.as_deref().unwrap_or("notice"));
+    let reload: Option<tandem_proxy::Reloader> = args.config.is_some().then(|| {
+        let a = args.clone();
+        Box::new(move || a.resolve()) as tandem_proxy::Reloader
+    });
+    match tandem_proxy::run(config, reload) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tandem proxy: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn parse_yes_no(s: &str) -> Option<bool> {
     match s.to_ascii_lowercase().as_str() {
         "yes" | "true" => Some(true),
@@ -281,15 +409,10 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Node(args) => run_node(*args),
         Command::Sentinel(args) => run_sentinel(*args),
-        Command::Proxy(_) => not_yet("proxy"),
+        Command::Proxy(args) => run_proxy(*args),
         Command::Bench(args) => tandem_bench::main(*args),
         Command::Up(args) => crate::up::run(args),
     }
-}
-
-fn not_yet(what: &str) -> ExitCode {
-    eprintln!("tandem {what}: not yet available in this build");
-    ExitCode::from(2)
 }
 
 fn run_sentinel(args: SentinelArgs) -> ExitCode {

@@ -56,13 +56,21 @@ impl Proc {
 
     /// Starts Debian's redis-server on a free port (for side-by-side tests).
     pub fn redis_server(extra: &[&str]) -> Proc {
-        Self::redis_server_in(tempfile::tempdir().expect("tempdir"), extra)
+        Self::redis_server_at(tempfile::tempdir().expect("tempdir"), free_port(), extra)
     }
 
     /// Starts redis-server in an existing directory.
     pub fn redis_server_in(dir: tempfile::TempDir, extra: &[&str]) -> Proc {
+        Self::redis_server_at(dir, free_port(), extra)
+    }
+
+    /// Starts redis-server on a given port (e.g. to restart a killed node in place).
+    pub fn redis_server_on(port: u16, extra: &[&str]) -> Proc {
+        Self::redis_server_at(tempfile::tempdir().expect("tempdir"), port, extra)
+    }
+
+    fn redis_server_at(dir: tempfile::TempDir, port: u16, extra: &[&str]) -> Proc {
         require_tool("redis-server");
-        let port = free_port();
         let log = dir.path().join("redis.log");
         let mut cmd = Command::new("redis-server");
         cmd.arg("--port")
@@ -93,6 +101,56 @@ impl Proc {
             .arg(state_dir)
             .args(extra);
         Self::spawn(cmd, port, dir, log)
+    }
+
+    /// Starts `tandem proxy` on a free port with extra flags (`--master`, `--sentinels`,
+    /// ...); `--metrics` is off unless given. Ready means PING answers (the proxy answers
+    /// PING itself, even with no backend).
+    pub fn proxy(extra: &[&str]) -> Proc {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let log = dir.path().join("proxy.log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem"));
+        cmd.arg("proxy")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"));
+        if !extra.contains(&"--metrics") {
+            cmd.arg("--metrics").arg("");
+        }
+        cmd.args(extra).env("RUST_LOG", "tandem_proxy=debug,info");
+        Self::spawn(cmd, port, dir, log)
+    }
+
+    /// Starts Redis Sentinel (`redis-server sentinel.conf --sentinel`) on a free port,
+    /// monitoring `name` at `master` with `quorum`; `extra_conf` lines are appended.
+    pub fn redis_sentinel(name: &str, master: u16, quorum: u32, extra_conf: &[&str]) -> Proc {
+        require_tool("redis-server");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let log = dir.path().join("sentinel.log");
+        let conf = dir.path().join("sentinel.conf");
+        let mut text = format!(
+            "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor {name} 127.0.0.1 {master} {quorum}\n",
+            dir.path().display()
+        );
+        for l in extra_conf {
+            text.push_str(l);
+            text.push('\n');
+        }
+        std::fs::write(&conf, text).expect("sentinel.conf");
+        let mut cmd = Command::new("redis-server");
+        cmd.arg(&conf).arg("--sentinel");
+        Self::spawn(cmd, port, dir, log)
+    }
+
+    /// The process id (for signals).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// The log written so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     fn spawn(mut cmd: Command, port: u16, dir: tempfile::TempDir, log: PathBuf) -> Proc {

@@ -337,6 +337,7 @@ mod tests {
         }
     }
 
+    #[allow(clippy::type_complexity)]
     fn run(bytes: &[u8]) -> (Result<(Outcome, u64), LoadError>, Vec<Vec<String>>) {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f.aof");
