@@ -355,7 +355,7 @@ fn acknowledged_writes_survive_kill_9_with_appendfsync_always() {
     for key in &acked {
         let i: u64 = key.rsplit('k').next().unwrap().parse().unwrap();
         let t: usize = key[1..2].parse().unwrap();
-        let there = if i % 3 == 0 {
+        let there = if i.is_multiple_of(3) {
             lists[t].contains(key)
         } else {
             q::<Option<String>>(&mut c, &["GET", key]).is_some()
