@@ -39,6 +39,9 @@ pub struct Feed {
     state: Mutex<FeedState>,
     /// True while anything consumes the stream (fast check on every write).
     active: AtomicBool,
+    /// True on a replica: its stream is its master's, relayed with `append_raw`; local
+    /// changes (a writable replica's writes) are not appended.
+    relay_only: AtomicBool,
     /// Mirror of `offset`, readable without the lock.
     offset: AtomicU64,
     /// Tells replica senders that the offset moved.
@@ -66,6 +69,7 @@ impl Feed {
                 aof_tail: 0,
             }),
             active: AtomicBool::new(false),
+            relay_only: AtomicBool::new(false),
             offset: AtomicU64::new(0),
             offset_tx,
             aof_tail: AtomicU64::new(0),
@@ -111,7 +115,7 @@ impl Feed {
     /// wrapped in `MULTI`/`EXEC` so a replica applies them atomically, as Redis 7.0 does.
     /// Returns `master_repl_offset` after the append.
     pub fn append(&self, effects: &[Effect]) -> u64 {
-        if effects.is_empty() || !self.is_active() {
+        if effects.is_empty() || !self.is_active() || self.relay_only.load(Ordering::Relaxed) {
             return self.offset();
         }
         let mut out = BytesMut::with_capacity(64);
@@ -142,6 +146,23 @@ impl Feed {
         let mut st = self.state.lock();
         st.last_db = db_after;
         self.write(&mut st, raw)
+    }
+
+    /// Appends a command that applies to no database (`PING`, `REPLCONF GETACK *`): no
+    /// `SELECT` is emitted and the stream's database is unchanged.
+    pub fn append_meta(&self, args: &[&[u8]]) -> u64 {
+        if !self.is_active() {
+            return self.offset();
+        }
+        let mut out = BytesMut::with_capacity(32);
+        encode_command(args, &mut out);
+        let mut st = self.state.lock();
+        self.write(&mut st, &out)
+    }
+
+    /// Switches between master (local changes appended) and replica (relay only).
+    pub fn set_relay_only(&self, on: bool) {
+        self.relay_only.store(on, Ordering::Relaxed);
     }
 
     fn write(&self, st: &mut FeedState, bytes: &[u8]) -> u64 {

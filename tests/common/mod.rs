@@ -5,6 +5,7 @@
 
 pub mod compare;
 pub mod exact;
+pub mod repl;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -72,6 +73,24 @@ impl Proc {
             .arg(dir.path())
             .arg("--save")
             .arg("")
+            .args(extra);
+        Self::spawn(cmd, port, dir, log)
+    }
+
+    /// Starts `tandem sentinel` on `port` with its state file in `state_dir` (kept by the
+    /// caller, so a restarted sentinel finds its state again).
+    pub fn sentinel(port: u16, state_dir: &Path, extra: &[&str]) -> Proc {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("sentinel.log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem"));
+        cmd.env("RUST_LOG", "info")
+            .arg("sentinel")
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--dir")
+            .arg(state_dir)
             .args(extra);
         Self::spawn(cmd, port, dir, log)
     }
@@ -427,4 +446,113 @@ pub fn require_tool(name: &str) -> PathBuf {
         "`{name}` is not installed or not on PATH: this test needs it \
          (CI installs it with `apt-get install -y redis-server redis-tools`; see .ci/run)"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A TCP relay a test puts between two processes to cut or stall their link.
+
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex};
+
+/// Forwards every connection made to `port` on to `target`; the test can cut the current
+/// connections (both sides see the link drop), stall forwarding, or refuse new connections.
+pub struct Relay {
+    pub port: u16,
+    state: Arc<RelayState>,
+}
+
+struct RelayState {
+    stop: AtomicBool,
+    stalled: AtomicBool,
+    refuse: AtomicBool,
+    conns: Mutex<Vec<TcpStream>>,
+}
+
+impl Relay {
+    pub fn start(target: u16) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("relay bind");
+        let port = listener.local_addr().expect("relay addr").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let state = Arc::new(RelayState {
+            stop: AtomicBool::new(false),
+            stalled: AtomicBool::new(false),
+            refuse: AtomicBool::new(false),
+            conns: Mutex::new(Vec::new()),
+        });
+        let st = state.clone();
+        std::thread::spawn(move || {
+            while !st.stop.load(AtomicOrdering::Relaxed) {
+                match listener.accept() {
+                    Ok((a, _)) => {
+                        if st.refuse.load(AtomicOrdering::Relaxed) {
+                            drop(a);
+                            continue;
+                        }
+                        let Ok(b) = TcpStream::connect(("127.0.0.1", target)) else {
+                            continue;
+                        };
+                        let _ = a.set_nonblocking(false);
+                        let _ = a.set_nodelay(true);
+                        let _ = b.set_nodelay(true);
+                        {
+                            let mut c = st.conns.lock().unwrap();
+                            c.push(a.try_clone().expect("clone"));
+                            c.push(b.try_clone().expect("clone"));
+                        }
+                        for (from, to) in [
+                            (a.try_clone().expect("clone"), b.try_clone().expect("clone")),
+                            (b, a),
+                        ] {
+                            let st = st.clone();
+                            std::thread::spawn(move || pump(from, to, &st));
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Relay { port, state }
+    }
+
+    /// Closes every connection going through the relay now (new ones are still accepted).
+    pub fn cut(&self) {
+        for c in self.state.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Stops (true) or resumes (false) forwarding bytes, keeping the connections open.
+    pub fn stall(&self, on: bool) {
+        self.state.stalled.store(on, AtomicOrdering::Relaxed);
+    }
+
+    /// Refuses (true) new connections: they are accepted and closed at once.
+    pub fn refuse(&self, on: bool) {
+        self.state.refuse.store(on, AtomicOrdering::Relaxed);
+    }
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream, st: &RelayState) {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        while st.stalled.load(AtomicOrdering::Relaxed) && !st.stop.load(AtomicOrdering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
+    let _ = from.shutdown(std::net::Shutdown::Both);
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.state.stop.store(true, AtomicOrdering::Relaxed);
+        self.cut();
+    }
 }

@@ -16,7 +16,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
-use tandem_protocol::types::random_hex_id;
 use tandem_protocol::Reply;
 
 use super::args::{self, CmdResult};
@@ -33,8 +32,6 @@ pub use memory::memory;
 
 /// State owned by the admin commands, kept in [`Server::admin`].
 pub struct Admin {
-    /// The replication id (`master_replid`), 40 hex characters.
-    pub replid: Mutex<String>,
     config_file: OnceLock<PathBuf>,
     /// Redis parameters Tandem accepts but does not model beyond storing them (encoding
     /// thresholds, lazyfree switches, slowlog settings...), by canonical name.
@@ -57,7 +54,6 @@ impl Admin {
     pub fn new() -> Admin {
         let used = crate::alloc::used_memory();
         Admin {
-            replid: Mutex::new(random_hex_id()),
             config_file: OnceLock::new(),
             extra_config: Mutex::new(config::extra_defaults()),
             mem_peak: AtomicU64::new(used),
@@ -119,22 +115,21 @@ pub fn lastsave(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     ))
 }
 
-/// ROLE. Only the master form exists until replication does.
+/// ROLE, in Redis's shapes for a master and a replica.
 pub fn role(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    if ctx.srv.is_replica() {
-        return Err(Reply::error(
-            "ERR ROLE of a replica is not available yet in this build of tandem",
-        ));
-    }
-    Ok(Reply::Array(vec![
-        Reply::bulk_str("master"),
-        Reply::Int(0),
-        Reply::Array(vec![]),
-    ]))
+    Ok(crate::replication::report::role(ctx.srv))
 }
 
-pub fn wait(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Err(tandem_protocol::Reply::error("ERR not implemented yet"))
+/// WAIT inside MULTI (the session runs the blocking form): never blocks, replies with the
+/// number of replicas that acknowledged everything written so far.
+pub fn wait(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if ctx.srv.is_replica() {
+        return Err(Reply::error(crate::replication::ERR_WAIT_REPLICA));
+    }
+    args::int(&args[1])?;
+    crate::replication::parse_wait_timeout(&args[2])?;
+    let off = ctx.srv.feed.offset();
+    Ok(Reply::Int(ctx.srv.repl.replicas.count_acked(off) as i64))
 }
 
 /// SAVE: writes `dbfilename` now, with every shard locked (the server waits, as in Redis).

@@ -326,7 +326,7 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Ok(Reply::status("Apparently Redis did not crash: test passed"))
         }
         ("change-repl-id", 2) => {
-            *ctx.srv.admin.replid.lock() = tandem_protocol::types::random_hex_id();
+            ctx.srv.repl.change_replid();
             Ok(Reply::Ok)
         }
         ("reload", _) => crate::persistence::debug_reload(ctx, &args[2..]),
