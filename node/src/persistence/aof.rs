@@ -560,6 +560,18 @@ pub fn disable(srv: &Server) {
     tracing::info!("AOF turned off");
 }
 
+/// After a full sync replaced the dataset, a replica's AOF must start over from it: off,
+/// then on again (a rewrite of the new dataset), as Redis's `restartAOFAfterSYNC`.
+pub fn restart_after_sync(srv: &Server) {
+    if srv.aof.mode() == Mode::Off {
+        return;
+    }
+    disable(srv);
+    if let Err(e) = enable(srv) {
+        tracing::warn!(error = %e, "Failed enabling the AOF after successful master synchronization!");
+    }
+}
+
 fn read_manifest(dir: &Path, name: &str) -> Result<Manifest, String> {
     let p = dir.join(Manifest::file_name(name));
     if p.is_file() {
