@@ -38,6 +38,10 @@ pub struct ProxyConfig {
     pub metrics: String,
     /// Allow administrative commands (CONFIG SET, REPLICAOF, SHUTDOWN, ...) through the proxy.
     pub allow_admin: bool,
+    /// Password the proxy sends to the sentinels.
+    pub sentinel_password: Option<String>,
+    /// Worker threads serving clients; 0 means one per CPU core.
+    pub threads: usize,
 }
 
 impl Default for ProxyConfig {
@@ -63,6 +67,8 @@ impl Default for ProxyConfig {
             client_output_buffer_limit: MemSize(64 << 20),
             metrics: "127.0.0.1:9400".into(),
             allow_admin: false,
+            sentinel_password: None,
+            threads: 0,
         }
     }
 }

@@ -30,6 +30,8 @@ pub struct FeedState {
     pub backlog: Option<Backlog>,
     /// Bytes not yet written to the append-only file (`Some` while AOF is on).
     pub aof: Option<BytesMut>,
+    /// Bytes ever appended to `aof` (the AOF writer's offsets count in this unit).
+    pub aof_tail: u64,
 }
 
 /// The stream itself: shared by every session, the cron, replication and the AOF.
@@ -37,10 +39,16 @@ pub struct Feed {
     state: Mutex<FeedState>,
     /// True while anything consumes the stream (fast check on every write).
     active: AtomicBool,
+    /// True on a replica: its stream is its master's, relayed with `append_raw`; local
+    /// changes (a writable replica's writes) are not appended.
+    relay_only: AtomicBool,
     /// Mirror of `offset`, readable without the lock.
     offset: AtomicU64,
     /// Tells replica senders that the offset moved.
     offset_tx: watch::Sender<u64>,
+    /// Mirror of `aof_tail`, readable without the lock: a session reads it right after its
+    /// append to learn how far the AOF must be written (or fsynced) before it replies.
+    aof_tail: AtomicU64,
 }
 
 impl Default for Feed {
@@ -58,10 +66,13 @@ impl Feed {
                 offset: 0,
                 backlog: None,
                 aof: None,
+                aof_tail: 0,
             }),
             active: AtomicBool::new(false),
+            relay_only: AtomicBool::new(false),
             offset: AtomicU64::new(0),
             offset_tx,
+            aof_tail: AtomicU64::new(0),
         }
     }
 
@@ -75,6 +86,13 @@ impl Feed {
     #[inline]
     pub fn offset(&self) -> u64 {
         self.offset.load(Ordering::Acquire)
+    }
+
+    /// Bytes ever appended for the AOF, without the lock (an upper bound of the end of any
+    /// write appended before this call).
+    #[inline]
+    pub fn aof_tail(&self) -> u64 {
+        self.aof_tail.load(Ordering::Acquire)
     }
 
     /// A receiver that sees every change of `master_repl_offset` (replica senders, WAIT).
@@ -97,7 +115,7 @@ impl Feed {
     /// wrapped in `MULTI`/`EXEC` so a replica applies them atomically, as Redis 7.0 does.
     /// Returns `master_repl_offset` after the append.
     pub fn append(&self, effects: &[Effect]) -> u64 {
-        if effects.is_empty() || !self.is_active() {
+        if effects.is_empty() || !self.is_active() || self.relay_only.load(Ordering::Relaxed) {
             return self.offset();
         }
         let mut out = BytesMut::with_capacity(64);
@@ -130,9 +148,28 @@ impl Feed {
         self.write(&mut st, raw)
     }
 
+    /// Appends a command that applies to no database (`PING`, `REPLCONF GETACK *`): no
+    /// `SELECT` is emitted and the stream's database is unchanged.
+    pub fn append_meta(&self, args: &[&[u8]]) -> u64 {
+        if !self.is_active() {
+            return self.offset();
+        }
+        let mut out = BytesMut::with_capacity(32);
+        encode_command(args, &mut out);
+        let mut st = self.state.lock();
+        self.write(&mut st, &out)
+    }
+
+    /// Switches between master (local changes appended) and replica (relay only).
+    pub fn set_relay_only(&self, on: bool) {
+        self.relay_only.store(on, Ordering::Relaxed);
+    }
+
     fn write(&self, st: &mut FeedState, bytes: &[u8]) -> u64 {
         if let Some(aof) = st.aof.as_mut() {
             aof.extend_from_slice(bytes);
+            st.aof_tail += bytes.len() as u64;
+            self.aof_tail.store(st.aof_tail, Ordering::Release);
         }
         if let Some(backlog) = st.backlog.as_mut() {
             backlog.append(bytes);

@@ -47,6 +47,10 @@ pub struct Server {
     pub admin: crate::cmd::server::Admin,
     /// The propagation stream (replication backlog and AOF).
     pub feed: crate::propagate::Feed,
+    /// Replication state: ids, attached replicas, the link to our master.
+    pub repl: crate::replication::Replication,
+    /// The append-only file (writer, rewrites, the offsets replies wait for).
+    pub aof: crate::persistence::aof::Aof,
     shutdown_tx: watch::Sender<bool>,
 }
 
@@ -69,10 +73,14 @@ impl Server {
             dirty: AtomicU64::new(0),
             admin: crate::cmd::server::Admin::new(),
             feed: crate::propagate::Feed::new(),
+            repl: crate::replication::Replication::new(),
+            aof: Default::default(),
             shutdown_tx,
             config: ArcSwap::from_pointee(config),
         };
-        Arc::new(srv)
+        let srv = Arc::new(srv);
+        srv.aof.bind(&srv);
+        srv
     }
 
     pub fn role(&self) -> Role {
@@ -101,6 +109,7 @@ impl Server {
         self.maxmemory_policy
             .store(policy_index(config.maxmemory_policy), Ordering::Relaxed);
         self.config.store(Arc::new(config));
+        self.repl.refresh_guards(self);
     }
 
     /// Returns a function that updates a key's LRU/LFU field on access, per the policy.
@@ -156,6 +165,7 @@ pub async fn run(
         srv.port.store(addr.port() as u64, Ordering::Relaxed);
     }
     let cron = tokio::spawn(crate::cron::run(srv.clone()));
+    crate::replication::start(&srv);
     let mut stop = srv.shutdown_signal();
     tokio::pin!(shutdown);
     let sessions = tokio_util_tracker::Tracker::default();

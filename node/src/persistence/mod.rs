@@ -4,6 +4,7 @@
 //! points (`save 900 1 ...`, checked by [`cron`]), the save on shutdown, and installing a
 //! loaded dataset atomically ([`Server::install_dataset`]).
 
+pub mod aof;
 pub mod rdb;
 pub mod snapshot;
 
@@ -145,7 +146,7 @@ struct Prepared {
 }
 
 impl Server {
-    fn prepare_install(&self, loaded: Loaded) -> Result<Prepared, String> {
+    fn prepare_install(&self, loaded: Loaded, keep_expired: bool) -> Result<Prepared, String> {
         let ndbs = self.keyspace.databases();
         if let Some(db) = loaded.dbs.iter().find(|d| d.index >= ndbs) {
             return Err(format!(
@@ -156,22 +157,49 @@ impl Server {
         // On a master, keys already expired are not loaded (a replica waits for the
         // master's DEL, as Redis does).
         let now = crate::now_ms();
-        let drop_expired = !self.is_replica();
+        let drop_expired = !self.is_replica() && !keep_expired;
         let lru = self.lru_clock(now)(0);
         let mut shards: Vec<Vec<crate::db::Db>> = (0..SHARDS)
             .map(|_| (0..ndbs).map(|_| crate::db::Db::default()).collect())
             .collect();
         let mut stats = InstallStats::default();
         for db in loaded.dbs {
-            for (key, mut e) in db.entries {
-                if drop_expired && e.is_expired(now) {
-                    stats.keys_expired += 1;
+            let index = db.index;
+            for (sidx, mut part) in db.parts.into_iter().enumerate() {
+                if drop_expired && !part.expires.is_empty() {
+                    let dead: Vec<_> = part
+                        .expires
+                        .iter()
+                        .filter(|k| {
+                            part.map
+                                .get(k.as_slice())
+                                .is_some_and(|e| e.is_expired(now))
+                        })
+                        .cloned()
+                        .collect();
+                    for k in dead {
+                        part.remove(&k);
+                        stats.keys_expired += 1;
+                    }
+                }
+                if part.is_empty() {
                     continue;
                 }
-                e.lru = lru;
-                let d = &mut shards[self.keyspace.shard_index(&key)][db.index];
-                if d.insert(key, e).is_none() {
-                    stats.keys_loaded += 1;
+                for e in part.map_mut().values_mut() {
+                    e.lru = lru;
+                }
+                stats.keys_loaded += part.len() as u64;
+                let slot = &mut shards[sidx][index];
+                if slot.is_empty() {
+                    *slot = part;
+                } else {
+                    // The same db number twice in one file: merge.
+                    let map = std::sync::Arc::try_unwrap(part.map).unwrap_or_else(|a| (*a).clone());
+                    for (k, e) in map {
+                        if slot.insert(k, e).is_some() {
+                            stats.keys_loaded -= 1;
+                        }
+                    }
                 }
             }
         }
@@ -198,7 +226,17 @@ impl Server {
     /// without any lock, then swapped in while all shards are locked. A replica calls this
     /// only once its load has finished. Errors (too many databases) change nothing.
     pub fn install_dataset(&self, loaded: Loaded) -> Result<InstallStats, String> {
-        let p = self.prepare_install(loaded)?;
+        self.install_dataset_with(loaded, false)
+    }
+
+    /// [`Server::install_dataset`]; `keep_expired` keeps keys whose time has passed (an AOF
+    /// base: commands after it may still touch them, as Redis loads it).
+    pub fn install_dataset_with(
+        &self,
+        loaded: Loaded,
+        keep_expired: bool,
+    ) -> Result<InstallStats, String> {
+        let p = self.prepare_install(loaded, keep_expired)?;
         let stats = p.stats;
         let old = {
             let mut guards = self.keyspace.lock_all();
@@ -216,7 +254,18 @@ impl Server {
         shards: &mut [&mut Shard],
         loaded: Loaded,
     ) -> Result<InstallStats, String> {
-        let p = self.prepare_install(loaded)?;
+        self.install_dataset_locked_with(shards, loaded, false)
+    }
+
+    /// [`Server::install_dataset_locked`]; `keep_expired` as in
+    /// [`Server::install_dataset_with`] (DEBUG LOADAOF's base).
+    pub fn install_dataset_locked_with(
+        &self,
+        shards: &mut [&mut Shard],
+        loaded: Loaded,
+        keep_expired: bool,
+    ) -> Result<InstallStats, String> {
+        let p = self.prepare_install(loaded, keep_expired)?;
         let stats = p.stats;
         drop(Self::swap_in(shards, p));
         self.record_load(stats);
@@ -230,7 +279,7 @@ impl Server {
         shards: &mut [&mut Shard],
         loaded: Loaded,
     ) -> Result<InstallStats, String> {
-        let p = self.prepare_install(loaded)?;
+        let p = self.prepare_install(loaded, false)?;
         let stats = p.stats;
         for (sh, new) in shards.iter_mut().zip(p.shards) {
             for (db, d) in new.into_iter().enumerate() {
@@ -280,9 +329,10 @@ pub fn load_rdb_file(srv: &Server, path: &Path) -> Result<Option<InstallStats>, 
     }
     let started = Instant::now();
     srv.persistence.loading.store(true, Ordering::Relaxed);
-    let r = load_file(path)
-        .map_err(|e| e.to_string())
-        .and_then(|l| srv.install_dataset(l));
+    let r = load_file(path).map_err(|e| e.to_string()).and_then(|l| {
+        crate::replication::restore_from_rdb(srv, &l.aux);
+        srv.install_dataset(l)
+    });
     srv.persistence.loading.store(false, Ordering::Relaxed);
     let stats = r?;
     tracing::info!(
@@ -298,8 +348,12 @@ pub fn load_rdb_file(srv: &Server, path: &Path) -> Result<Option<InstallStats>, 
 /// The start-up load, before clients are accepted: the one place that chooses the source.
 /// (With `appendonly yes` the AOF is the source of truth; the AOF code plugs in here.)
 pub fn load_at_startup(srv: &Server) -> Result<(), String> {
-    let path = snapshot::rdb_path(srv);
-    load_rdb_file(srv, &path)?;
+    if srv.config.load().appendonly {
+        aof::start_up(srv)?;
+    } else {
+        let path = snapshot::rdb_path(srv);
+        load_rdb_file(srv, &path)?;
+    }
     // At start-up the dataset counts as saved.
     srv.persistence
         .dirty_at_last_save
@@ -404,6 +458,7 @@ pub fn shutdown_command(srv: &Server, args: &[Bytes]) -> Result<(), Reply> {
 
 /// Periodic work (from the server cron): save points and scheduled BGSAVEs.
 pub fn cron(srv: &Server) {
+    aof::cron(srv);
     let st = &srv.persistence;
     if st.bgsave_in_progress.load(Ordering::Acquire)
         || st.aof.rewrite_in_progress.load(Ordering::Relaxed)
@@ -459,6 +514,7 @@ pub fn has_save_points(srv: &Server) -> bool {
 /// The save before exiting: SHUTDOWN [SAVE|NOSAVE] decides; otherwise (signals) save when
 /// save points are set. Errors are returned so SHUTDOWN can refuse to exit.
 pub fn save_on_shutdown(srv: &Server, force: Option<bool>) -> Result<(), String> {
+    aof::sync_on_shutdown(srv);
     if srv.persistence.exit_handled.swap(true, Ordering::AcqRel) {
         return Ok(());
     }

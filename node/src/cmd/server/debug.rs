@@ -326,13 +326,11 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Ok(Reply::status("Apparently Redis did not crash: test passed"))
         }
         ("change-repl-id", 2) => {
-            *ctx.srv.admin.replid.lock() = tandem_protocol::types::random_hex_id();
+            ctx.srv.repl.change_replid();
             Ok(Reply::Ok)
         }
         ("reload", _) => crate::persistence::debug_reload(ctx, &args[2..]),
-        ("loadaof", _) => Err(Reply::error(
-            "ERR DEBUG LOADAOF needs the append-only file, which is not available yet in this build of tandem",
-        )),
+        ("loadaof", _) => crate::persistence::aof::debug_loadaof(ctx),
         ("sleep", 3) => {
             // Outside MULTI the session sleeps without blocking; inside EXEC this blocks
             // the server for the duration, as DEBUG SLEEP does in Redis.

@@ -398,6 +398,7 @@ fn memory(ctx: &mut Ctx, out: &mut String) {
 }
 
 fn persistence(srv: &Server, out: &mut String) {
+    crate::persistence::aof::refresh_info(srv);
     let cfg = srv.config.load();
     let st = &srv.persistence;
     let aof = &st.aof;
@@ -559,9 +560,14 @@ fn stats(srv: &Server, out: &mut String) {
         "{}",
         ld(&st.rejected_connections)
     );
-    field!(out, "sync_full", "0");
-    field!(out, "sync_partial_ok", "0");
-    field!(out, "sync_partial_err", "0");
+    field!(out, "sync_full", "{}", ld(&srv.repl.sync_full));
+    field!(out, "sync_partial_ok", "{}", ld(&srv.repl.sync_partial_ok));
+    field!(
+        out,
+        "sync_partial_err",
+        "{}",
+        ld(&srv.repl.sync_partial_err)
+    );
     field!(out, "expired_keys", "{}", ld(&st.expired_keys));
     field!(out, "expired_stale_perc", "0.00");
     field!(out, "expired_time_cap_reached_count", "0");
@@ -609,26 +615,8 @@ fn stats(srv: &Server, out: &mut String) {
     field!(out, "reply_buffer_expands", "0");
 }
 
-/// The replication section of a master with no replicas (replication does not exist yet;
-/// its implementation replaces this).
 fn replication(srv: &Server, out: &mut String) {
-    let cfg = srv.config.load();
-    out.push_str("# Replication\r\n");
-    field!(out, "role", "{}", srv.role().as_redis_str());
-    field!(out, "connected_slaves", "0");
-    field!(out, "master_failover_state", "no-failover");
-    field!(out, "master_replid", "{}", srv.admin.replid.lock());
-    field!(
-        out,
-        "master_replid2",
-        "0000000000000000000000000000000000000000"
-    );
-    field!(out, "master_repl_offset", "0");
-    field!(out, "second_repl_offset", "-1");
-    field!(out, "repl_backlog_active", "0");
-    field!(out, "repl_backlog_size", "{}", cfg.repl_backlog_size.0);
-    field!(out, "repl_backlog_first_byte_offset", "0");
-    field!(out, "repl_backlog_histlen", "0");
+    crate::replication::report::info(srv, out);
 }
 
 /// (user, system) CPU seconds of this process, from /proc/self/stat.
