@@ -27,10 +27,10 @@ pub enum Command {
     Sentinel(PassThrough),
     /// Run the proxy (one endpoint for applications).
     Proxy(Box<ProxyArgs>),
-    /// Load-test a RESP endpoint.
-    Bench(PassThrough),
+    /// Load-test RESP endpoints (closed or open loop, hdrhistogram latencies).
+    Bench(Box<tandem_bench::BenchArgs>),
     /// Start a complete local deployment (3 nodes, 3 sentinels, proxy).
-    Up(PassThrough),
+    Up(crate::up::UpArgs),
 }
 
 /// Arguments of subcommands that are not available yet.
@@ -308,8 +308,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Node(args) => run_node(*args),
         Command::Sentinel(_) => not_yet("sentinel"),
         Command::Proxy(args) => run_proxy(*args),
-        Command::Bench(_) => not_yet("bench"),
-        Command::Up(_) => not_yet("up"),
+        Command::Bench(args) => tandem_bench::main(*args),
+        Command::Up(args) => crate::up::run(args),
     }
 }
 
@@ -348,6 +348,7 @@ fn run_node(args: NodeArgs) -> ExitCode {
         if let Some(path) = &args.config {
             srv.admin.set_config_file(path);
         }
+        tandem_node::persistence::load_at_startup(&srv)?;
         let signal = async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             tokio::select! {

@@ -1,6 +1,7 @@
 //! The `tandem` binary: one executable, one subcommand per component.
 
 mod cli;
+mod up;
 
 use clap::Parser;
 use std::process::ExitCode;

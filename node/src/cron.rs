@@ -13,6 +13,7 @@ pub async fn run(srv: Arc<Server>) {
         let hz = srv.config.load().hz.max(1);
         tokio::time::sleep(Duration::from_millis(1000 / hz as u64)).await;
         crate::cmd::server::cron_tick(&srv);
+        crate::persistence::cron(&srv);
         if srv.active_expire.load(Ordering::Relaxed) && !srv.is_replica() {
             crate::db::expiry::cycle(&srv);
         }

@@ -5,8 +5,11 @@
 //! - [`session`]: one client connection: decoding, auth, MULTI/EXEC, pub/sub, blocking.
 //! - [`cmd`]: command handlers, one module per command group, dispatched exhaustively.
 //! - [`db`]: the sharded keyspace, value types, expiry and eviction.
+//! - [`persistence`]: RDB snapshots (format, SAVE/BGSAVE, save points, start-up load).
 //! - [`pubsub`], [`clients`], [`stats`], [`cron`]: pub/sub registry, client registry,
 //!   INFO counters and periodic work.
+//! - [`propagate`]: the stream of changes, in execution order, for replication and the AOF.
+//! - [`replication`]: backlog, master side and replica link.
 //! - [`alloc`]: the counting allocator behind `used_memory` and `maxmemory`.
 
 pub mod alloc;
@@ -14,7 +17,10 @@ pub mod clients;
 pub mod cmd;
 pub mod cron;
 pub mod db;
+pub mod persistence;
+pub mod propagate;
 pub mod pubsub;
+pub mod replication;
 pub mod server;
 pub mod session;
 pub mod stats;

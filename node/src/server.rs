@@ -38,12 +38,19 @@ pub struct Server {
     pub maxmemory_policy: AtomicU8,
     pub active_expire: AtomicBool,
     role: AtomicU8,
-    /// Unix seconds of the last successful save.
-    pub lastsave: AtomicU64,
-    /// Changes since the last save (`rdb_changes_since_last_save`).
+    /// Changes made since start (Redis's `server.dirty`, never reset here; persistence keeps
+    /// the value at the last save).
     pub dirty: AtomicU64,
+    /// Snapshot and AOF state (LASTSAVE, BGSAVE, INFO persistence).
+    pub persistence: Arc<crate::persistence::State>,
     /// State of the server/admin commands (replication id, INFO samplers, CONFIG extras).
     pub admin: crate::cmd::server::Admin,
+    /// The propagation stream (replication backlog and AOF).
+    pub feed: crate::propagate::Feed,
+    /// Replication state: ids, attached replicas, the link to our master.
+    pub repl: crate::replication::Replication,
+    /// The append-only file (writer, rewrites, the offsets replies wait for).
+    pub aof: crate::persistence::aof::Aof,
     shutdown_tx: watch::Sender<bool>,
 }
 
@@ -62,13 +69,18 @@ impl Server {
             maxmemory_policy: AtomicU8::new(policy_index(config.maxmemory_policy)),
             active_expire: AtomicBool::new(true),
             role: AtomicU8::new(0),
-            lastsave: AtomicU64::new(crate::now_ms() / 1000),
+            persistence: Arc::default(),
             dirty: AtomicU64::new(0),
             admin: crate::cmd::server::Admin::new(),
+            feed: crate::propagate::Feed::new(),
+            repl: crate::replication::Replication::new(),
+            aof: Default::default(),
             shutdown_tx,
             config: ArcSwap::from_pointee(config),
         };
-        Arc::new(srv)
+        let srv = Arc::new(srv);
+        srv.aof.bind(&srv);
+        srv
     }
 
     pub fn role(&self) -> Role {
@@ -97,6 +109,7 @@ impl Server {
         self.maxmemory_policy
             .store(policy_index(config.maxmemory_policy), Ordering::Relaxed);
         self.config.store(Arc::new(config));
+        self.repl.refresh_guards(self);
     }
 
     /// Returns a function that updates a key's LRU/LFU field on access, per the policy.
@@ -152,6 +165,7 @@ pub async fn run(
         srv.port.store(addr.port() as u64, Ordering::Relaxed);
     }
     let cron = tokio::spawn(crate::cron::run(srv.clone()));
+    crate::replication::start(&srv);
     let mut stop = srv.shutdown_signal();
     tokio::pin!(shutdown);
     let sessions = tokio_util_tracker::Tracker::default();
@@ -199,6 +213,9 @@ pub async fn run(
     drop(listener);
     cron.abort();
     sessions.wait(SHUTDOWN_GRACE).await;
+    if let Err(e) = crate::persistence::save_on_shutdown(&srv, None) {
+        tracing::warn!(error = %e, "exiting without the final save");
+    }
     Ok(())
 }
 

@@ -66,6 +66,13 @@ pub struct Session {
     /// Wall clock of the current batch, and the end time of the last command.
     clock: Clock,
     mark: Instant,
+    /// `master_repl_offset` after this client's last propagated write (what WAIT waits for).
+    woff: u64,
+    /// What the peer said with REPLCONF (listening port, capabilities) before PSYNC.
+    replconf: crate::replication::master::ReplicaConf,
+    /// The AOF stream position after this client's last write: its replies wait until the
+    /// AOF is written (fsynced, with `appendfsync always`) that far.
+    aof_mark: u64,
 }
 
 /// Counters of the commands run since the last fold into the server's stats; folding once
@@ -150,6 +157,9 @@ pub async fn serve(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
         authenticated,
         multi: None,
         watch_flag: Arc::new(AtomicBool::new(false)),
+        woff: 0,
+        replconf: Default::default(),
+        aof_mark: 0,
         watched: Vec::new(),
         sub_tx,
         sub_rx,
@@ -256,6 +266,10 @@ impl Session {
         if self.wbuf.is_empty() {
             return Ok(());
         }
+        if self.aof_mark > self.srv.aof.acked() {
+            // Group commit: one AOF write (and fsync) covers every session waiting here.
+            self.srv.aof.wait_acked(self.aof_mark).await;
+        }
         let n = self.wbuf.len();
         // A killed client (CLIENT KILL, slow subscriber) may never read: never wait on it.
         let r = if self.client.is_killed() {
@@ -353,6 +367,27 @@ impl Session {
                 )),
             );
             return After::Continue;
+        }
+        // Replication's checks (READONLY, MASTERDOWN, NOREPLICAS): one load when off.
+        if self.srv.repl.guards_on() {
+            let err = match self.multi.as_ref() {
+                Some(m) if spec.cmd == Cmd::Exec => crate::replication::check_command(
+                    &self.srv,
+                    spec,
+                    Some(&mut m.queued.iter().map(|(s, _)| *s)),
+                ),
+                _ => crate::replication::check_command(&self.srv, spec, None),
+            };
+            if let Some(err) = err {
+                self.queue_failed();
+                if spec.cmd == Cmd::Exec {
+                    self.multi = None;
+                    self.client.in_multi.store(false, Ordering::Relaxed);
+                    self.unwatch_all();
+                }
+                self.reject(spec, err);
+                return After::Continue;
+            }
         }
         if self.multi.is_some()
             && !matches!(
@@ -458,13 +493,44 @@ impl Session {
             Cmd::Unsubscribe | Cmd::PUnsubscribe => self.unsubscribe(spec.cmd, &args),
             Cmd::Shutdown => {
                 tracing::warn!(client = self.client.id, peer = %self.client.addr, "SHUTDOWN requested by client");
+                if let Err(e) = crate::persistence::shutdown_command(&self.srv, &args) {
+                    self.reply(e);
+                    return After::Continue;
+                }
                 self.srv.request_shutdown();
                 return After::Close;
             }
-            Cmd::ReplicaOf | Cmd::SlaveOf | Cmd::ReplConf | Cmd::PSync | Cmd::Sync => {
-                self.reply(Reply::error(
-                    "ERR replication is not available yet in this build of tandem",
-                ));
+            Cmd::ReplicaOf | Cmd::SlaveOf => self.replicaof(&args),
+            Cmd::ReplConf => {
+                if let Some(r) =
+                    crate::replication::master::replconf(&self.srv, &mut self.replconf, &args)
+                {
+                    self.reply(r);
+                }
+            }
+            Cmd::PSync | Cmd::Sync => {
+                // A replica sending PSYNC again is ignored, as in Redis.
+                if self.client.kind() == ClientKind::Replica {
+                    return After::Continue;
+                }
+                if self.flush().await.is_err() {
+                    return After::Close;
+                }
+                let srv = self.srv.clone();
+                let client = self.client.clone();
+                match crate::replication::master::sync_command(
+                    &srv,
+                    &client,
+                    &mut self.stream,
+                    &mut self.rbuf,
+                    &self.replconf,
+                    &args,
+                )
+                .await
+                {
+                    crate::replication::master::Outcome::Reply(r) => self.reply(r),
+                    crate::replication::master::Outcome::Closed(_) => return After::Close,
+                }
             }
             Cmd::Monitor => {
                 self.reply(Reply::error("ERR MONITOR is not supported by tandem"));
@@ -522,6 +588,16 @@ impl Session {
         let reply = cmd::execute(&mut ctx, spec, args);
         let db = ctx.db;
         self.mark = finish(&mut self.tally, &ctx, spec, start, &reply);
+        if srv.feed.is_active() {
+            let mut effects = Vec::new();
+            let changed = ctx.dirty > 0;
+            crate::propagate::collect(&mut ctx, self.db, args, changed, &mut effects);
+            if !effects.is_empty() {
+                // Still under the keys' locks: the stream keeps execution order.
+                self.woff = srv.feed.append(&effects);
+                self.aof_mark = srv.feed.aof_tail();
+            }
+        }
         drop(ctx);
         self.set_db(db);
         reply
@@ -584,15 +660,23 @@ impl Session {
         }
         ctx.proto = self.proto;
         ctx.client = Some(&self.client);
+        ctx.in_exec = true;
         let mut replies = Vec::with_capacity(multi.queued.len());
+        let propagating = srv.feed.is_active();
+        let mut effects = Vec::new();
         for (spec, args) in &multi.queued {
             let start = Instant::now();
             let (hits, misses, dirty) = (ctx.hits, ctx.misses, ctx.dirty);
             ctx.hits = 0;
             ctx.misses = 0;
             ctx.dirty = 0;
+            let db_before = ctx.db;
             let r = cmd::execute(&mut ctx, spec, args);
             finish(&mut self.tally, &ctx, spec, start, &r);
+            if propagating {
+                let changed = ctx.dirty > 0;
+                crate::propagate::collect(&mut ctx, db_before, args, changed, &mut effects);
+            }
             ctx.hits += hits;
             ctx.misses += misses;
             ctx.dirty += dirty;
@@ -600,6 +684,11 @@ impl Session {
                 self.srv.stats.error_reply(e);
             }
             replies.push(r);
+        }
+        if !effects.is_empty() {
+            // One MULTI/EXEC block in the stream, appended under the transaction's locks.
+            self.woff = srv.feed.append(&effects);
+            self.aof_mark = srv.feed.aof_tail();
         }
         let db = ctx.db;
         drop(ctx);
@@ -873,7 +962,16 @@ impl Session {
                 );
                 ctx.proto = self.proto;
                 ctx.client = Some(&self.client);
-                match cmd::list::try_blocking(&mut ctx, spec.cmd, &args) {
+                let served = cmd::list::try_blocking(&mut ctx, spec.cmd, &args);
+                if srv.feed.is_active() {
+                    let mut effects = Vec::new();
+                    crate::propagate::collect(&mut ctx, self.db, &args, false, &mut effects);
+                    if !effects.is_empty() {
+                        self.woff = srv.feed.append(&effects);
+                        self.aof_mark = srv.feed.aof_tail();
+                    }
+                }
+                match served {
                     Ok(Some(r)) => {
                         finish(&mut self.tally, &ctx, spec, start, &r);
                         drop(ctx);
@@ -946,10 +1044,53 @@ impl Session {
         }
     }
 
-    /// WAIT numreplicas timeout: with no replication yet, no replica ever acknowledges, so
-    /// it returns 0 at once for 0 replicas and after the timeout otherwise (as Redis does
-    /// with no replicas attached).
+    /// REPLICAOF host port / NO ONE (Redis's replicaofCommand).
+    fn replicaof(&mut self, args: &[Bytes]) {
+        let srv = self.srv.clone();
+        if args::is(&args[1], "no") && args::is(&args[2], "one") {
+            if srv.is_replica() {
+                crate::replication::replica::unset_master(&srv);
+                tracing::info!(client = self.client.id, peer = %self.client.addr, "MASTER MODE enabled (user request)");
+            }
+            self.reply(Reply::Ok);
+            return;
+        }
+        if self.client.kind() == ClientKind::Replica {
+            self.reply(Reply::error(
+                "ERR Command is not valid when client is a replica.",
+            ));
+            return;
+        }
+        let port = match tandem_protocol::number::parse_i64(&args[2]) {
+            Some(p) if (0..=65535).contains(&p) => p as u16,
+            _ => {
+                self.reply(Reply::error("ERR Invalid master port"));
+                return;
+            }
+        };
+        let host = String::from_utf8_lossy(&args[1]).into_owned();
+        if srv.is_replica() {
+            if let Some((h, p)) = srv.repl.link.master() {
+                if h.eq_ignore_ascii_case(&host) && p == port {
+                    tracing::info!("REPLICAOF would result into synchronization with the master we are already connected with. No operation performed.");
+                    self.reply(Reply::status("OK Already connected to specified master"));
+                    return;
+                }
+            }
+        }
+        crate::replication::replica::set_master(&srv, host.clone(), port);
+        tracing::info!(client = self.client.id, peer = %self.client.addr, master = %format!("{host}:{port}"), "REPLICAOF enabled (user request)");
+        self.reply(Reply::Ok);
+    }
+
+    /// WAIT numreplicas timeout: the number of replicas that acknowledged this client's
+    /// last write, blocking (with a `REPLCONF GETACK *` into the stream) until enough did
+    /// or the timeout passed.
     async fn wait(&mut self, _spec: &'static CommandSpec, args: Vec<Bytes>) -> After {
+        if self.srv.is_replica() {
+            self.reply(Reply::error(crate::replication::ERR_WAIT_REPLICA));
+            return After::Continue;
+        }
         let n = match args::int(&args[1]) {
             Ok(n) => n,
             Err(e) => {
@@ -957,28 +1098,58 @@ impl Session {
                 return After::Continue;
             }
         };
-        let timeout = match args::int(&args[2]) {
-            Ok(t) if t >= 0 => t,
-            Ok(_) => {
-                self.reply(Reply::error("ERR timeout is negative"));
-                return After::Continue;
-            }
-            Err(_) => {
-                self.reply(Reply::error(
-                    "ERR timeout is not an integer or out of range",
-                ));
+        let timeout = match crate::replication::parse_wait_timeout(&args[2]) {
+            Ok(t) => t,
+            Err(e) => {
+                self.reply(e);
                 return After::Continue;
             }
         };
-        if n > 0 {
-            let deadline = (timeout > 0)
-                .then(|| tokio::time::Instant::now() + Duration::from_millis(timeout as u64));
-            let never = Notify::new();
-            if self.wait_for_wake(&never, deadline).await == Wake::Gone {
-                return After::Close;
-            }
+        let srv = self.srv.clone();
+        let target = self.woff;
+        let acked = |srv: &Server| srv.repl.replicas.count_acked(target) as i64;
+        if acked(&srv) >= n {
+            self.reply(Reply::Int(acked(&srv)));
+            return After::Continue;
         }
-        self.reply(Reply::Int(0));
+        let mut acks = srv.repl.acks.subscribe();
+        srv.feed.append_meta(&[b"REPLCONF", b"GETACK", b"*"]);
+        if !self.wbuf.is_empty() && self.flush().await.is_err() {
+            return After::Close;
+        }
+        let deadline =
+            (timeout > 0).then(|| tokio::time::Instant::now() + Duration::from_millis(timeout));
+        let limit = srv.config.load().client_query_buffer_limit.0 as usize;
+        self.client.blocked.store(true, Ordering::Relaxed);
+        srv.clients.blocked.fetch_add(1, Ordering::Relaxed);
+        let gone = loop {
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            self.rbuf.reserve(READ_CHUNK);
+            tokio::select! {
+                r = acks.changed() => {
+                    if r.is_err() || acked(&srv) >= n { break false; }
+                }
+                _ = sleep => break false,
+                _ = self.client.kill.notified() => break true,
+                _ = self.shutdown.changed() => break true,
+                r = self.stream.read_buf(&mut self.rbuf), if self.rbuf.len() <= limit => match r {
+                    Ok(0) | Err(_) => break true,
+                    Ok(_) => continue,
+                },
+            }
+        };
+        srv.clients.blocked.fetch_sub(1, Ordering::Relaxed);
+        self.client.blocked.store(false, Ordering::Relaxed);
+        if gone {
+            return After::Close;
+        }
+        self.tally.command(_spec.cmd as u16, 0, false, 0, 0, 0);
+        self.reply(Reply::Int(acked(&srv)));
         After::Continue
     }
 }

@@ -317,8 +317,8 @@ commands! {
     Debug "debug" -2 0 0 0 [ADMIN | NOSCRIPT | LOADING | STALE | KEYSPACE] Server;
     Shutdown "shutdown" -1 0 0 0 [ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI] Server;
     Wait "wait" 3 0 0 0 [NOSCRIPT] Server;
-    Save "save" 1 0 0 0 [ADMIN | NOSCRIPT] Server;
-    BgSave "bgsave" -1 0 0 0 [ADMIN | NOSCRIPT] Server;
+    Save "save" 1 0 0 0 [ADMIN | NOSCRIPT | KEYSPACE] Server;
+    BgSave "bgsave" -1 0 0 0 [ADMIN | NOSCRIPT | KEYSPACE] Server;
     BgRewriteAof "bgrewriteaof" 1 0 0 0 [ADMIN | NOSCRIPT] Server;
     ReplicaOf "replicaof" 3 0 0 0 [ADMIN | NOSCRIPT | STALE | NO_MULTI] Server;
     SlaveOf "slaveof" 3 0 0 0 [ADMIN | NOSCRIPT | STALE | NO_MULTI] Server;

@@ -5,6 +5,7 @@
 
 pub mod compare;
 pub mod exact;
+pub mod repl;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -33,7 +34,12 @@ pub struct Proc {
 impl Proc {
     /// Starts `tandem node` with extra flags on a free port.
     pub fn node(extra: &[&str]) -> Proc {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Self::node_in(tempfile::tempdir().expect("tempdir"), extra)
+    }
+
+    /// Starts `tandem node` in an existing directory (restart tests: take it from a stopped
+    /// `Proc` with [`Proc::take_dir`]).
+    pub fn node_in(dir: tempfile::TempDir, extra: &[&str]) -> Proc {
         let port = free_port();
         let log = dir.path().join("node.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem"));
@@ -50,13 +56,21 @@ impl Proc {
 
     /// Starts Debian's redis-server on a free port (for side-by-side tests).
     pub fn redis_server(extra: &[&str]) -> Proc {
-        Self::redis_server_on(free_port(), extra)
+        Self::redis_server_in(tempfile::tempdir().expect("tempdir"), extra)
+    }
+
+    /// Starts redis-server in an existing directory.
+    pub fn redis_server_in(dir: tempfile::TempDir, extra: &[&str]) -> Proc {
+        Self::redis_server_at(dir, free_port(), extra)
     }
 
     /// Starts redis-server on a given port (e.g. to restart a killed node in place).
     pub fn redis_server_on(port: u16, extra: &[&str]) -> Proc {
+        Self::redis_server_at(tempfile::tempdir().expect("tempdir"), port, extra)
+    }
+
+    fn redis_server_at(dir: tempfile::TempDir, port: u16, extra: &[&str]) -> Proc {
         require_tool("redis-server");
-        let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("redis.log");
         let mut cmd = Command::new("redis-server");
         cmd.arg("--port")
@@ -174,6 +188,12 @@ impl Proc {
         redis::Client::open(self.url())
             .and_then(|c| c.get_connection())
             .expect("connect")
+    }
+
+    /// Kills the process (kill -9) and hands over its directory, to start another in it.
+    pub fn take_dir(mut self) -> tempfile::TempDir {
+        self.kill();
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"))
     }
 
     /// kill -9.
@@ -466,4 +486,113 @@ pub fn require_tool(name: &str) -> PathBuf {
         "`{name}` is not installed or not on PATH: this test needs it \
          (CI installs it with `apt-get install -y redis-server redis-tools`; see .ci/run)"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A TCP relay a test puts between two processes to cut or stall their link.
+
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex};
+
+/// Forwards every connection made to `port` on to `target`; the test can cut the current
+/// connections (both sides see the link drop), stall forwarding, or refuse new connections.
+pub struct Relay {
+    pub port: u16,
+    state: Arc<RelayState>,
+}
+
+struct RelayState {
+    stop: AtomicBool,
+    stalled: AtomicBool,
+    refuse: AtomicBool,
+    conns: Mutex<Vec<TcpStream>>,
+}
+
+impl Relay {
+    pub fn start(target: u16) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("relay bind");
+        let port = listener.local_addr().expect("relay addr").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let state = Arc::new(RelayState {
+            stop: AtomicBool::new(false),
+            stalled: AtomicBool::new(false),
+            refuse: AtomicBool::new(false),
+            conns: Mutex::new(Vec::new()),
+        });
+        let st = state.clone();
+        std::thread::spawn(move || {
+            while !st.stop.load(AtomicOrdering::Relaxed) {
+                match listener.accept() {
+                    Ok((a, _)) => {
+                        if st.refuse.load(AtomicOrdering::Relaxed) {
+                            drop(a);
+                            continue;
+                        }
+                        let Ok(b) = TcpStream::connect(("127.0.0.1", target)) else {
+                            continue;
+                        };
+                        let _ = a.set_nonblocking(false);
+                        let _ = a.set_nodelay(true);
+                        let _ = b.set_nodelay(true);
+                        {
+                            let mut c = st.conns.lock().unwrap();
+                            c.push(a.try_clone().expect("clone"));
+                            c.push(b.try_clone().expect("clone"));
+                        }
+                        for (from, to) in [
+                            (a.try_clone().expect("clone"), b.try_clone().expect("clone")),
+                            (b, a),
+                        ] {
+                            let st = st.clone();
+                            std::thread::spawn(move || pump(from, to, &st));
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Relay { port, state }
+    }
+
+    /// Closes every connection going through the relay now (new ones are still accepted).
+    pub fn cut(&self) {
+        for c in self.state.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Stops (true) or resumes (false) forwarding bytes, keeping the connections open.
+    pub fn stall(&self, on: bool) {
+        self.state.stalled.store(on, AtomicOrdering::Relaxed);
+    }
+
+    /// Refuses (true) new connections: they are accepted and closed at once.
+    pub fn refuse(&self, on: bool) {
+        self.state.refuse.store(on, AtomicOrdering::Relaxed);
+    }
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream, st: &RelayState) {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        while st.stalled.load(AtomicOrdering::Relaxed) && !st.stop.load(AtomicOrdering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
+    let _ = from.shutdown(std::net::Shutdown::Both);
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.state.stop.store(true, AtomicOrdering::Relaxed);
+        self.cut();
+    }
 }

@@ -45,6 +45,9 @@ pub struct Ctx<'a> {
     pub client: Option<&'a Arc<ClientInfo>>,
     /// True while applying the master's replication stream: keys never expire here.
     pub from_master: bool,
+    /// True inside EXEC (BGSAVE is then scheduled, as Redis does, so the transaction stays
+    /// atomic in the snapshot).
+    pub in_exec: bool,
     /// Keys the command hit / missed (INFO keyspace_hits / keyspace_misses).
     pub hits: u64,
     pub misses: u64,
@@ -53,6 +56,9 @@ pub struct Ctx<'a> {
     /// Commands to replicate instead of the one executed (set by rewrites such as
     /// `SET EX` -> `SET PXAT`); the replication layer reads it.
     pub propagate: Vec<Vec<Bytes>>,
+    /// Keys this command deleted because they had expired (db, key): propagated as `DEL`
+    /// before the command itself (see [`crate::propagate::collect`]).
+    pub expired_dels: Vec<(usize, Bytes)>,
 }
 
 impl<'a> Ctx<'a> {
@@ -81,10 +87,12 @@ impl<'a> Ctx<'a> {
             proto: Protocol::Resp2,
             client: None,
             from_master: false,
+            in_exec: false,
             hits: 0,
             misses: 0,
             expired: 0,
             propagate: Vec::new(),
+            expired_dels: Vec::new(),
         }
     }
 
@@ -172,7 +180,7 @@ impl<'a> Ctx<'a> {
             .client
             .is_some_and(|c| c.no_touch.load(std::sync::atomic::Ordering::Relaxed));
         let clock = self.srv.lru_clock(self.now_ms);
-        let (_, e) = self.shard_at(sidx).dbs[db].map.get_index_mut(i)?;
+        let (_, e) = self.shard_at(sidx).dbs[db].map_mut().get_index_mut(i)?;
         if touch {
             e.lru = clock(e.lru);
         }
@@ -309,12 +317,13 @@ impl<'a> Ctx<'a> {
     }
 
     fn propagate_expired(&mut self, db: usize, key: &[u8]) {
-        let _ = db;
         self.srv
             .stats
             .expired_keys
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let _ = key;
+        if self.srv.feed.is_active() {
+            self.expired_dels.push((db, Bytes::copy_from_slice(key)));
+        }
     }
 }
 
@@ -362,7 +371,7 @@ macro_rules! typed_access {
                         self.raw_db(db, key).insert(CompactBytes::new(key), e);
                     }
                 }
-                match self.raw_db(db, key).map.get_mut(key) {
+                match self.raw_db(db, key).map_mut().get_mut(key) {
                     Some(Entry {
                         value: Value::$variant(v),
                         ..

@@ -43,7 +43,7 @@ fn peek<'c>(ctx: &'c mut Ctx, db: usize, key: &[u8]) -> Option<&'c mut Entry> {
         ctx.lookup_in(db, key);
         return None;
     }
-    ctx.raw_db(db, key).map.get_mut(key)
+    ctx.raw_db(db, key).map_mut().get_mut(key)
 }
 
 /// [`peek`] in the selected db, counting a keyspace hit or miss.

@@ -16,11 +16,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
-use tandem_protocol::types::random_hex_id;
 use tandem_protocol::Reply;
 
 use super::args::{self, CmdResult};
 use super::Ctx;
+use crate::persistence::snapshot;
 use crate::server::Server;
 
 pub use client::client;
@@ -30,13 +30,8 @@ pub use debug::debug;
 pub use info::info;
 pub use memory::memory;
 
-/// Error of the commands that need persistence, until it exists.
-const ERR_NO_PERSISTENCE: &str = "ERR persistence is not available yet in this build of tandem";
-
 /// State owned by the admin commands, kept in [`Server::admin`].
 pub struct Admin {
-    /// The replication id (`master_replid`), 40 hex characters.
-    pub replid: Mutex<String>,
     config_file: OnceLock<PathBuf>,
     /// Redis parameters Tandem accepts but does not model beyond storing them (encoding
     /// thresholds, lazyfree switches, slowlog settings...), by canonical name.
@@ -59,7 +54,6 @@ impl Admin {
     pub fn new() -> Admin {
         let used = crate::alloc::used_memory();
         Admin {
-            replid: Mutex::new(random_hex_id()),
             config_file: OnceLock::new(),
             extra_config: Mutex::new(config::extra_defaults()),
             mem_peak: AtomicU64::new(used),
@@ -116,37 +110,80 @@ pub fn time(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 }
 
 pub fn lastsave(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Ok(Reply::Int(ctx.srv.lastsave.load(Ordering::Relaxed) as i64))
+    Ok(Reply::Int(
+        ctx.srv.persistence.lastsave.load(Ordering::Relaxed) as i64,
+    ))
 }
 
-/// ROLE. Only the master form exists until replication does.
+/// ROLE, in Redis's shapes for a master and a replica.
 pub fn role(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    Ok(crate::replication::report::role(ctx.srv))
+}
+
+/// WAIT inside MULTI (the session runs the blocking form): never blocks, replies with the
+/// number of replicas that acknowledged everything written so far.
+pub fn wait(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if ctx.srv.is_replica() {
+        return Err(Reply::error(crate::replication::ERR_WAIT_REPLICA));
+    }
+    args::int(&args[1])?;
+    crate::replication::parse_wait_timeout(&args[2])?;
+    let off = ctx.srv.feed.offset();
+    Ok(Reply::Int(ctx.srv.repl.replicas.count_acked(off) as i64))
+}
+
+/// SAVE: writes `dbfilename` now, with every shard locked (the server waits, as in Redis).
+pub fn save(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    let srv = ctx.srv;
+    if srv.persistence.bgsave_in_progress.load(Ordering::Acquire) {
+        return Err(Reply::error("ERR Background save already in progress"));
+    }
+    let shards = ctx.shards_mut();
+    let snap = snapshot::freeze(srv, &shards);
+    drop(shards);
+    match snapshot::save_sync(srv, &snap) {
+        Ok(_) => Ok(Reply::Ok),
+        Err(_) => Err(Reply::error("ERR")),
+    }
+}
+
+/// BGSAVE [SCHEDULE]: freezes the keyspace (the command holds every shard) and writes it on
+/// a background thread.
+pub fn bgsave(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let schedule = match args.len() {
+        1 => false,
+        2 if args::is(&args[1], "schedule") => true,
+        _ => return Err(args::syntax_error()),
+    };
+    let srv = ctx.srv;
+    let st = &srv.persistence;
+    if st.bgsave_in_progress.load(Ordering::Acquire) {
+        return Err(Reply::error("ERR Background save already in progress"));
+    }
+    if st.aof.rewrite_in_progress.load(Ordering::Relaxed) || ctx.in_exec {
+        if schedule || ctx.in_exec {
+            st.bgsave_scheduled.store(true, Ordering::Relaxed);
+            return Ok(Reply::status("Background saving scheduled"));
+        }
         return Err(Reply::error(
-            "ERR ROLE of a replica is not available yet in this build of tandem",
+            "ERR Another child process is active (AOF?): can't BGSAVE right now. \
+             Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.",
         ));
     }
-    Ok(Reply::Array(vec![
-        Reply::bulk_str("master"),
-        Reply::Int(0),
-        Reply::Array(vec![]),
-    ]))
+    let shards = ctx.shards_mut();
+    let snap = snapshot::freeze(srv, &shards);
+    drop(shards);
+    match snapshot::start_bgsave(srv, snap) {
+        Ok(()) => Ok(Reply::status("Background saving started")),
+        Err(snapshot::BgsaveRefused::AlreadyInProgress) => {
+            Err(Reply::error("ERR Background save already in progress"))
+        }
+        Err(snapshot::BgsaveRefused::ThreadFailed) => Err(Reply::error("ERR")),
+    }
 }
 
-pub fn wait(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Err(tandem_protocol::Reply::error("ERR not implemented yet"))
-}
-
-pub fn save(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Err(Reply::error(ERR_NO_PERSISTENCE))
-}
-
-pub fn bgsave(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Err(Reply::error(ERR_NO_PERSISTENCE))
-}
-
-pub fn bgrewriteaof(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Err(Reply::error(ERR_NO_PERSISTENCE))
+pub fn bgrewriteaof(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    crate::persistence::aof::bgrewriteaof(ctx.srv, ctx.in_exec)
 }
 
 /// SLOWLOG: Tandem keeps no slow log yet, so it is always empty (GET returns `[]`, LEN 0).

@@ -130,9 +130,13 @@ pub fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let Some(m) = set.swap_remove_index(idx) else {
             return Ok(Reply::Nil);
         };
+        let m = m.to_bytes();
         ctx.remove_if_empty(key);
         ctx.modified(key);
-        return Ok(Reply::Bulk(m.to_bytes()));
+        // Replicas must remove the same member: propagated as SREM (as Redis does).
+        ctx.propagate
+            .push(vec![Bytes::from_static(b"SREM"), key.clone(), m.clone()]);
+        return Ok(Reply::Bulk(m));
     }
     let count = match args::int(&args[2]) {
         Ok(n) if n >= 0 => n as u64,
@@ -144,19 +148,27 @@ pub fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if count == 0 {
         return Ok(empty_set());
     }
-    let reply = if count >= set.len() as u64 {
+    // Propagated as DEL when the whole set goes, else as SREM of the popped members.
+    let (reply, effect) = if count >= set.len() as u64 {
         let all = std::mem::take(set);
-        set_reply(all.iter())
+        (
+            set_reply(all.iter()),
+            vec![Bytes::from_static(b"DEL"), key.clone()],
+        )
     } else {
         let mut out = Vec::with_capacity(count as usize);
+        let mut srem = vec![Bytes::from_static(b"SREM"), key.clone()];
         for _ in 0..count {
             let idx = fastrand::usize(..set.len());
             if let Some(m) = set.swap_remove_index(idx) {
-                out.push(Reply::Bulk(m.to_bytes()));
+                let m = m.to_bytes();
+                srem.push(m.clone());
+                out.push(Reply::Bulk(m));
             }
         }
-        Reply::Set(out)
+        (Reply::Set(out), srem)
     };
+    ctx.propagate.push(effect);
     ctx.remove_if_empty(key);
     ctx.modified(key);
     Ok(reply)

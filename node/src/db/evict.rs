@@ -215,6 +215,7 @@ fn evict_from_pool(
             if let Some(e) = d.remove(&c.key) {
                 let size = entry_size(&c.key, &e);
                 sh.signal_key(c.db, &c.key);
+                srv.feed.append(&[crate::propagate::del(c.db, &c.key)]);
                 drop(sh);
                 drop(e);
                 return Some(size);
@@ -252,6 +253,7 @@ fn evict_random(srv: &Server, volatile: bool) -> Option<usize> {
             let e = d.remove(&key)?;
             let size = entry_size(&key, &e);
             sh.signal_key(db, &key);
+            srv.feed.append(&[crate::propagate::del(db, &key)]);
             drop(sh);
             drop(e);
             return Some(size);

@@ -71,6 +71,8 @@ fn expire_shard(srv: &Server, idx: usize, start: Instant, budget: Duration) -> u
             for k in &victims {
                 if shard.dbs[db].remove(k).is_some() {
                     shard.signal_key(db, k);
+                    // Propagated while the shard is still locked: stream order = key order.
+                    srv.feed.append(&[crate::propagate::del(db, k)]);
                     deleted += 1;
                 }
             }

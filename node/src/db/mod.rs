@@ -22,10 +22,15 @@ pub use value::{CompactBytes, Entry, Value, ValueType, NO_EXPIRE};
 /// Number of keyspace shards (a power of two).
 pub const SHARDS: usize = 64;
 
-/// One database's keys within one shard.
+/// A database's key -> entry map within one shard.
+pub type KeyMap = HashMap<CompactBytes, Entry>;
+
+/// One database's keys within one shard. The map is copy-on-write: a snapshot (BGSAVE, a
+/// replica's full sync) clones the `Arc` while the shard is locked, and the first write after
+/// that copies this shard's map once ([`Db::map_mut`]), so the snapshot stays frozen.
 #[derive(Default, Clone)]
 pub struct Db {
-    pub map: HashMap<CompactBytes, Entry>,
+    pub map: Arc<KeyMap>,
     /// Keys that carry an expiry, for active expiry sampling and INFO's `expires=`.
     pub expires: HashSet<CompactBytes>,
 }
@@ -37,6 +42,11 @@ impl Db {
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
+    /// The map for writing: copies it first if a snapshot still shares it.
+    #[inline]
+    pub fn map_mut(&mut self) -> &mut KeyMap {
+        Arc::make_mut(&mut self.map)
+    }
     /// Inserts or replaces `key`, keeping the expiry index in step with `entry.expire_at`.
     pub fn insert(&mut self, key: CompactBytes, entry: Entry) -> Option<Entry> {
         if entry.expire_at != NO_EXPIRE {
@@ -44,10 +54,10 @@ impl Db {
         } else if !self.expires.is_empty() {
             self.expires.swap_remove(key.as_slice());
         }
-        self.map.insert(key, entry)
+        self.map_mut().insert(key, entry)
     }
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let e = self.map.swap_remove(key)?;
+        let e = self.map_mut().swap_remove(key)?;
         if e.expire_at != NO_EXPIRE {
             self.expires.swap_remove(key);
         }
@@ -55,7 +65,7 @@ impl Db {
     }
     /// Sets or clears (`NO_EXPIRE`) the expiry of an existing key. False if the key is absent.
     pub fn set_expire(&mut self, key: &[u8], at_ms: u64) -> bool {
-        let Some((_, k, e)) = self.map.get_full_mut(key) else {
+        let Some((_, k, e)) = self.map_mut().get_full_mut(key) else {
             return false;
         };
         let had = e.expire_at != NO_EXPIRE;
@@ -69,7 +79,7 @@ impl Db {
         true
     }
     pub fn clear(&mut self) {
-        self.map = HashMap::default();
+        self.map = Arc::default();
         self.expires = HashSet::default();
     }
 }

@@ -687,6 +687,12 @@ static EXTRAS: &[Extra] = &[
         default: "yes",
     },
     Extra {
+        name: "rdb-key-save-delay",
+        aliases: &[],
+        kind: Kind::Int(i32::MIN as i64, INT_MAX),
+        default: "0",
+    },
+    Extra {
         name: "repl-diskless-sync-delay",
         aliases: &[],
         kind: Kind::Int(0, INT_MAX),
@@ -896,8 +902,23 @@ fn set(ctx: &mut Ctx, pairs: &[Bytes]) -> CmdResult {
         return Err(Reply::error(format!("ERR CONFIG SET failed - {m}")));
     }
     tracing::info!(params = ?seen, "CONFIG SET applied");
+    let aof_was = ctx.srv.config.load().appendonly;
+    let aof_now = cfg.appendonly;
     ctx.srv.apply_config(cfg);
     *ctx.srv.admin.extra_config.lock() = extras;
+    if aof_now && !aof_was {
+        if crate::persistence::aof::enable(ctx.srv).is_err() {
+            let mut back = NodeConfig::clone(&ctx.srv.config.load());
+            back.appendonly = false;
+            ctx.srv.apply_config(back);
+            return Err(set_failed(
+                "appendonly",
+                "Unable to turn on AOF. Check server logs.",
+            ));
+        }
+    } else if aof_was && !aof_now {
+        crate::persistence::aof::disable(ctx.srv);
+    }
     Ok(Reply::Ok)
 }
 

@@ -326,13 +326,13 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Ok(Reply::status("Apparently Redis did not crash: test passed"))
         }
         ("change-repl-id", 2) => {
-            *ctx.srv.admin.replid.lock() = tandem_protocol::types::random_hex_id();
+            ctx.srv.repl.change_replid();
             Ok(Reply::Ok)
         }
-        ("reload" | "loadaof", _) => Err(Reply::error(format!(
-            "ERR DEBUG {} needs persistence, which is not available yet in this build of tandem",
-            sub.to_ascii_uppercase()
-        ))),
+        ("reload", _) => crate::persistence::debug_reload(ctx, &args[2..]),
+        ("loadaof", _) => Err(Reply::error(
+            "ERR DEBUG LOADAOF needs the append-only file, which is not available yet in this build of tandem",
+        )),
         ("sleep", 3) => {
             // Outside MULTI the session sleeps without blocking; inside EXEC this blocks
             // the server for the duration, as DEBUG SLEEP does in Redis.
@@ -478,8 +478,19 @@ const HELP: &[&str] = &[
     "    verbatim.",
     "QUICKLIST-PACKED-THRESHOLD <size>",
     "    Accepted for compatibility; does nothing.",
-    "RELOAD, LOADAOF",
-    "    Not available: they need persistence, which this build does not have yet.",
+    "RELOAD [option ...]",
+    "    Save the RDB on disk and reload it back to memory. Valid <option> values:",
+    "    * MERGE: conflicting keys will be loaded from RDB.",
+    "    * NOFLUSH: the existing database will not be removed before load, but",
+    "      conflicting keys will generate an exception and kill the server.",
+    "    * NOSAVE: the database will be loaded from an existing RDB file.",
+    "    Examples:",
+    "    * DEBUG RELOAD: verify that the server is able to persist, flush and reload",
+    "      the database.",
+    "    * DEBUG RELOAD NOSAVE: replace the current database with the contents of an",
+    "      existing RDB file.",
+    "    * DEBUG RELOAD NOSAVE NOFLUSH MERGE: add the contents of an existing RDB",
+    "      file to the database.",
     "SET-ACTIVE-EXPIRE <0|1>",
     "    Setting it to 0 disables expiring keys in background when they are not",
     "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",

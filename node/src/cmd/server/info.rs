@@ -398,48 +398,121 @@ fn memory(ctx: &mut Ctx, out: &mut String) {
 }
 
 fn persistence(srv: &Server, out: &mut String) {
+    crate::persistence::aof::refresh_info(srv);
     let cfg = srv.config.load();
+    let st = &srv.persistence;
+    let aof = &st.aof;
+    let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let ok = |b: &std::sync::atomic::AtomicBool| {
+        if b.load(Ordering::Relaxed) {
+            "ok"
+        } else {
+            "err"
+        }
+    };
+    let now = crate::now_ms() / 1000;
+    let bgsave = st.bgsave_in_progress.load(Ordering::Relaxed);
+    let aofrw = aof.rewrite_in_progress.load(Ordering::Relaxed);
     out.push_str("# Persistence\r\n");
-    field!(out, "loading", "0");
+    field!(
+        out,
+        "loading",
+        "{}",
+        st.loading.load(Ordering::Relaxed) as u8
+    );
     field!(out, "async_loading", "0");
     field!(out, "current_cow_peak", "0");
     field!(out, "current_cow_size", "0");
     field!(out, "current_cow_size_age", "0");
     field!(out, "current_fork_perc", "0.00");
     field!(out, "current_save_keys_processed", "0");
-    field!(out, "current_save_keys_total", "0");
+    field!(
+        out,
+        "current_save_keys_total",
+        "{}",
+        ld(&st.save_keys_total)
+    );
     field!(
         out,
         "rdb_changes_since_last_save",
         "{}",
-        srv.dirty.load(Ordering::Relaxed)
+        st.changes_since_save(srv.dirty.load(Ordering::Relaxed))
     );
-    field!(out, "rdb_bgsave_in_progress", "0");
+    field!(out, "rdb_bgsave_in_progress", "{}", bgsave as u8);
+    field!(out, "rdb_last_save_time", "{}", ld(&st.lastsave));
+    field!(out, "rdb_last_bgsave_status", "{}", ok(&st.last_bgsave_ok));
     field!(
         out,
-        "rdb_last_save_time",
+        "rdb_last_bgsave_time_sec",
         "{}",
-        srv.lastsave.load(Ordering::Relaxed)
+        st.last_bgsave_time_sec.load(Ordering::Relaxed)
     );
-    field!(out, "rdb_last_bgsave_status", "ok");
-    field!(out, "rdb_last_bgsave_time_sec", "-1");
-    field!(out, "rdb_current_bgsave_time_sec", "-1");
-    field!(out, "rdb_saves", "0");
+    let cur = if bgsave {
+        now.saturating_sub(ld(&st.bgsave_started)) as i64
+    } else {
+        -1
+    };
+    field!(out, "rdb_current_bgsave_time_sec", "{}", cur);
+    field!(out, "rdb_saves", "{}", ld(&st.saves));
     field!(out, "rdb_last_cow_size", "0");
-    field!(out, "rdb_last_load_keys_expired", "0");
-    field!(out, "rdb_last_load_keys_loaded", "0");
+    field!(
+        out,
+        "rdb_last_load_keys_expired",
+        "{}",
+        ld(&st.last_load_keys_expired)
+    );
+    field!(
+        out,
+        "rdb_last_load_keys_loaded",
+        "{}",
+        ld(&st.last_load_keys_loaded)
+    );
     field!(out, "aof_enabled", "{}", cfg.appendonly as u8);
-    field!(out, "aof_rewrite_in_progress", "0");
-    field!(out, "aof_rewrite_scheduled", "0");
-    field!(out, "aof_last_rewrite_time_sec", "-1");
-    field!(out, "aof_current_rewrite_time_sec", "-1");
-    field!(out, "aof_last_bgrewrite_status", "ok");
-    field!(out, "aof_rewrites", "0");
-    field!(out, "aof_rewrites_consecutive_failures", "0");
-    field!(out, "aof_last_write_status", "ok");
+    field!(out, "aof_rewrite_in_progress", "{}", aofrw as u8);
+    let scheduled = aof.rewrite_scheduled.load(Ordering::Relaxed) as u8;
+    field!(out, "aof_rewrite_scheduled", "{}", scheduled);
+    field!(
+        out,
+        "aof_last_rewrite_time_sec",
+        "{}",
+        aof.last_rewrite_time_sec.load(Ordering::Relaxed)
+    );
+    let cur = if aofrw {
+        now.saturating_sub(ld(&aof.rewrite_started)) as i64
+    } else {
+        -1
+    };
+    field!(out, "aof_current_rewrite_time_sec", "{}", cur);
+    field!(
+        out,
+        "aof_last_bgrewrite_status",
+        "{}",
+        ok(&aof.last_bgrewrite_ok)
+    );
+    field!(out, "aof_rewrites", "{}", ld(&aof.rewrites));
+    field!(
+        out,
+        "aof_rewrites_consecutive_failures",
+        "{}",
+        ld(&aof.rewrites_consecutive_failures)
+    );
+    field!(out, "aof_last_write_status", "{}", ok(&aof.last_write_ok));
     field!(out, "aof_last_cow_size", "0");
     field!(out, "module_fork_in_progress", "0");
     field!(out, "module_fork_last_cow_size", "0");
+    if cfg.appendonly {
+        field!(out, "aof_current_size", "{}", ld(&aof.current_size));
+        field!(out, "aof_base_size", "{}", ld(&aof.base_size));
+        field!(out, "aof_pending_rewrite", "{}", scheduled);
+        field!(out, "aof_buffer_length", "{}", ld(&aof.buffer_length));
+        field!(
+            out,
+            "aof_pending_bio_fsync",
+            "{}",
+            ld(&aof.pending_bio_fsync)
+        );
+        field!(out, "aof_delayed_fsync", "{}", ld(&aof.delayed_fsync));
+    }
 }
 
 fn stats(srv: &Server, out: &mut String) {
@@ -487,9 +560,9 @@ fn stats(srv: &Server, out: &mut String) {
         "{}",
         ld(&st.rejected_connections)
     );
-    field!(out, "sync_full", "0");
-    field!(out, "sync_partial_ok", "0");
-    field!(out, "sync_partial_err", "0");
+    field!(out, "sync_full", "{}", ld(&srv.repl.sync_full));
+    field!(out, "sync_partial_ok", "{}", ld(&srv.repl.sync_partial_ok));
+    field!(out, "sync_partial_err", "{}", ld(&srv.repl.sync_partial_err));
     field!(out, "expired_keys", "{}", ld(&st.expired_keys));
     field!(out, "expired_stale_perc", "0.00");
     field!(out, "expired_time_cap_reached_count", "0");
@@ -537,26 +610,8 @@ fn stats(srv: &Server, out: &mut String) {
     field!(out, "reply_buffer_expands", "0");
 }
 
-/// The replication section of a master with no replicas (replication does not exist yet;
-/// its implementation replaces this).
 fn replication(srv: &Server, out: &mut String) {
-    let cfg = srv.config.load();
-    out.push_str("# Replication\r\n");
-    field!(out, "role", "{}", srv.role().as_redis_str());
-    field!(out, "connected_slaves", "0");
-    field!(out, "master_failover_state", "no-failover");
-    field!(out, "master_replid", "{}", srv.admin.replid.lock());
-    field!(
-        out,
-        "master_replid2",
-        "0000000000000000000000000000000000000000"
-    );
-    field!(out, "master_repl_offset", "0");
-    field!(out, "second_repl_offset", "-1");
-    field!(out, "repl_backlog_active", "0");
-    field!(out, "repl_backlog_size", "{}", cfg.repl_backlog_size.0);
-    field!(out, "repl_backlog_first_byte_offset", "0");
-    field!(out, "repl_backlog_histlen", "0");
+    crate::replication::report::info(srv, out);
 }
 
 /// (user, system) CPU seconds of this process, from /proc/self/stat.

@@ -1,0 +1,401 @@
+//! Replication between tandem nodes, with real processes: convergence of a master, two
+//! replicas and a cascaded replica under a mixed write load; partial resynchronization after
+//! a link cut (through a test-side relay) and after a promotion (PSYNC2); WAIT and
+//! min-replicas-to-write; read-only replicas, stale data, expiry; faults on the link.
+
+mod common;
+
+use common::repl::{assert_converge, dump, info_field, info_u64, wait_link_up, write_load};
+use common::{eventually, Proc, Raw, Relay, Resp};
+use std::io::{Read, Write};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(20);
+
+fn q<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> T {
+    common::compare::q(c, args)
+}
+
+fn replica_of(m: &Proc) -> Proc {
+    let r = Proc::node(&["--replicaof", "127.0.0.1", &m.port.to_string()]);
+    wait_link_up(&r);
+    r
+}
+
+#[test]
+fn master_two_replicas_and_a_cascaded_replica_converge() {
+    let m = Proc::node(&[]);
+    // Data before the replicas attach travels in the full-sync payload (disk-style for one
+    // replica, diskless for the others).
+    write_load(&mut m.conn(), 9, 800);
+    let _: () = q(&mut m.conn(), &["CONFIG", "SET", "repl-diskless-sync", "no"]);
+    let r1 = replica_of(&m);
+    let _: () = q(&mut m.conn(), &["CONFIG", "SET", "repl-diskless-sync", "yes"]);
+    // The other replicas (one cascaded) attach while writes flow.
+    let mut c = m.conn();
+    let mut c2 = m.conn();
+    let mut c3 = m.conn();
+    let t = std::thread::spawn(move || write_load(&mut c2, 2, 3000));
+    let t2 = std::thread::spawn(move || write_load(&mut c3, 1, 3000));
+    std::thread::sleep(Duration::from_millis(100));
+    let r2 = replica_of(&m);
+    let r3 = replica_of(&r1);
+    t.join().unwrap();
+    t2.join().unwrap();
+    for r in [&r1, &r2, &r3] {
+        assert_converge(&m, r, 2);
+    }
+    assert!(!dump(&m, 2).is_empty());
+    // Every node of the tree is in the top master's history, at its offset.
+    let id = info_field(&mut c, "replication", "master_replid");
+    let off = info_u64(&mut c, "replication", "master_repl_offset");
+    for r in [&r1, &r2, &r3] {
+        let mut rc = r.conn();
+        assert_eq!(info_field(&mut rc, "replication", "master_replid"), id);
+        assert!(eventually(T, || info_u64(&mut rc, "replication", "slave_repl_offset") >= off));
+    }
+    assert_eq!(info_u64(&mut c, "replication", "connected_slaves"), 2);
+    let mut c1 = r1.conn();
+    assert_eq!(info_u64(&mut c1, "replication", "connected_slaves"), 1);
+}
+
+#[test]
+fn link_cut_resumes_with_partial_resync() {
+    let m = Proc::node(&[]);
+    let relay = Relay::start(m.port);
+    let r = Proc::node(&["--replicaof", "127.0.0.1", &relay.port.to_string()]);
+    wait_link_up(&r);
+    let mut c = m.conn();
+    write_load(&mut c, 3, 300);
+    assert_converge(&m, &r, 2);
+    assert_eq!(info_u64(&mut c, "stats", "sync_full"), 1);
+    for round in 0..3 {
+        relay.cut();
+        write_load(&mut c, 10 + round, 200);
+        wait_link_up(&r);
+        assert_converge(&m, &r, 2);
+    }
+    assert!(info_u64(&mut c, "stats", "sync_partial_ok") >= 3);
+    assert_eq!(info_u64(&mut c, "stats", "sync_full"), 1);
+    // A stalled link resumes too.
+    relay.stall(true);
+    write_load(&mut c, 20, 100);
+    std::thread::sleep(Duration::from_millis(300));
+    relay.stall(false);
+    assert_converge(&m, &r, 2);
+}
+
+#[test]
+fn promoted_replica_serves_former_siblings_by_partial_resync() {
+    let mut m = Proc::node(&[]);
+    let r1 = replica_of(&m);
+    let r2 = replica_of(&m);
+    let mut c = m.conn();
+    write_load(&mut c, 4, 500);
+    assert_converge(&m, &r1, 2);
+    assert_converge(&m, &r2, 2);
+    let old_id = info_field(&mut c, "replication", "master_replid");
+    m.kill();
+    let mut c1 = r1.conn();
+    let _: () = q(&mut c1, &["REPLICAOF", "NO", "ONE"]);
+    assert_eq!(info_field(&mut c1, "replication", "role"), "master");
+    assert_eq!(info_field(&mut c1, "replication", "master_replid2"), old_id);
+    assert_ne!(info_field(&mut c1, "replication", "master_replid"), old_id);
+    let off = info_u64(&mut c1, "replication", "master_repl_offset");
+    assert_eq!(info_u64(&mut c1, "replication", "second_repl_offset"), off + 1);
+    let mut c2 = r2.conn();
+    let _: () = q(&mut c2, &["REPLICAOF", "127.0.0.1", &r1.port.to_string()]);
+    wait_link_up(&r2);
+    assert_eq!(info_u64(&mut c1, "stats", "sync_partial_ok"), 1);
+    assert_eq!(info_u64(&mut c1, "stats", "sync_full"), 0);
+    write_load(&mut c1, 5, 300);
+    assert_converge(&r1, &r2, 2);
+    assert_eq!(
+        info_field(&mut c2, "replication", "master_replid"),
+        info_field(&mut c1, "replication", "master_replid")
+    );
+}
+
+#[test]
+fn wait_and_min_replicas_to_write() {
+    let m = Proc::node(&[]);
+    let relay = Relay::start(m.port);
+    let _r = Proc::node(&["--replicaof", "127.0.0.1", &relay.port.to_string()]);
+    let mut c = m.conn();
+    assert!(eventually(T, || info_field(&mut c, "replication", "slave0").contains("state=online")));
+    let _: () = q(&mut c, &["SET", "k", "v"]);
+    let n: i64 = q(&mut c, &["WAIT", "1", "5000"]);
+    assert_eq!(n, 1);
+    let t0 = std::time::Instant::now();
+    let n: i64 = q(&mut c, &["WAIT", "2", "300"]);
+    assert_eq!(n, 1);
+    assert!(t0.elapsed() >= Duration::from_millis(290));
+    // Errors as Redis.
+    let e = redis::cmd("WAIT").arg("x").arg(0).query::<i64>(&mut c).unwrap_err();
+    assert_eq!(e.detail(), Some("value is not an integer or out of range"));
+    let e = redis::cmd("WAIT").arg(1).arg(-1).query::<i64>(&mut c).unwrap_err();
+    assert_eq!(e.detail(), Some("timeout is negative"));
+    // A stalled replica does not acknowledge: WAIT times out with 0.
+    relay.stall(true);
+    let _: () = q(&mut c, &["SET", "k", "v2"]);
+    let n: i64 = q(&mut c, &["WAIT", "1", "300"]);
+    assert_eq!(n, 0);
+    relay.stall(false);
+    let n: i64 = q(&mut c, &["WAIT", "1", "5000"]);
+    assert_eq!(n, 1);
+    // WAIT inside MULTI does not block.
+    let r: Vec<redis::Value> = redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg("k")
+        .arg("v3")
+        .cmd("WAIT")
+        .arg(5)
+        .arg(0)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(r[1], redis::Value::Int(0));
+    // min-replicas-to-write.
+    let _: () = q(&mut c, &["CONFIG", "SET", "min-replicas-to-write", "2"]);
+    assert!(eventually(T, || info_field(&mut c, "replication", "min_slaves_good_slaves") == "1"));
+    let e = redis::cmd("SET").arg("a").arg("b").query::<()>(&mut c).unwrap_err();
+    assert_eq!(e.code(), Some("NOREPLICAS"));
+    assert_eq!(e.detail(), Some("Not enough good replicas to write."));
+    let got: Option<String> = q(&mut c, &["GET", "k"]);
+    assert_eq!(got.as_deref(), Some("v3"));
+    let _: () = q(&mut c, &["CONFIG", "SET", "min-replicas-to-write", "1"]);
+    let _: () = q(&mut c, &["CONFIG", "SET", "min-replicas-max-lag", "2"]);
+    assert!(eventually(T, || redis::cmd("SET").arg("a").arg("b").query::<()>(&mut c).is_ok()));
+    // The replica stops acknowledging: after max-lag the master refuses writes.
+    relay.stall(true);
+    assert!(eventually(T, || {
+        matches!(redis::cmd("SET").arg("a").arg("c").query::<()>(&mut c), Err(e) if e.code() == Some("NOREPLICAS"))
+    }));
+    relay.stall(false);
+    assert!(eventually(T, || redis::cmd("SET").arg("a").arg("d").query::<()>(&mut c).is_ok()));
+}
+
+#[test]
+fn replica_is_read_only_reports_role_and_info() {
+    let mut m = Proc::node(&[]);
+    let r = replica_of(&m);
+    let mut c = m.conn();
+    let mut rc = r.conn();
+    let _: () = q(&mut c, &["SET", "k", "v"]);
+    assert!(eventually(T, || q::<Option<String>>(&mut rc, &["GET", "k"]).is_some()));
+    let e = redis::cmd("SET").arg("k").arg("x").query::<()>(&mut rc).unwrap_err();
+    assert_eq!(e.code(), Some("READONLY"));
+    assert_eq!(e.detail(), Some("You can't write against a read only replica."));
+    // In MULTI the write is refused at queue time and EXEC aborts.
+    let mut raw = Raw::connect(r.port);
+    assert_eq!(raw.cmd(&["MULTI"]), Resp::Simple("OK".into()));
+    assert!(raw.cmd(&["SET", "k", "y"]).err_text().starts_with("READONLY"));
+    assert!(raw.cmd(&["EXEC"]).err_text().starts_with("EXECABORT"));
+    // WAIT on a replica.
+    assert!(raw.cmd(&["WAIT", "1", "0"]).err_text().starts_with("ERR WAIT cannot be used with replica instances."));
+    // ROLE on both sides.
+    let role = raw.cmd(&["ROLE"]);
+    let Resp::Array(v) = role else { panic!("ROLE: {role:?}") };
+    assert_eq!(v[0], Resp::bulk("slave"));
+    assert_eq!(v[1], Resp::bulk("127.0.0.1"));
+    assert_eq!(v[2], Resp::Int(m.port as i64));
+    assert_eq!(v[3], Resp::bulk("connected"));
+    assert!(matches!(v[4], Resp::Int(n) if n > 0));
+    let mut mraw = Raw::connect(m.port);
+    assert!(eventually(T, || {
+        let Resp::Array(v) = mraw.cmd(&["ROLE"]) else { return false };
+        v[0] == Resp::bulk("master")
+            && matches!(v[1], Resp::Int(_))
+            && matches!(&v[2], Resp::Array(l) if l.len() == 1
+                && matches!(&l[0], Resp::Array(e) if e[0] == Resp::bulk("127.0.0.1")
+                    && e[1] == Resp::bulk(&r.port.to_string())
+                    && matches!(&e[2], Resp::Bulk(_))))
+    }));
+    // INFO replication field order on a replica.
+    let info: String = q(&mut rc, &["INFO", "replication"]);
+    let keys: Vec<&str> = info.lines().filter_map(|l| l.split(':').next()).filter(|k| !k.is_empty()).collect();
+    assert_eq!(
+        keys,
+        [
+            "# Replication", "role", "master_host", "master_port", "master_link_status",
+            "master_last_io_seconds_ago", "master_sync_in_progress", "slave_read_repl_offset",
+            "slave_repl_offset", "slave_priority", "slave_read_only", "replica_announced",
+            "connected_slaves", "master_failover_state", "master_replid", "master_replid2",
+            "master_repl_offset", "second_repl_offset", "repl_backlog_active", "repl_backlog_size",
+            "repl_backlog_first_byte_offset", "repl_backlog_histlen"
+        ]
+    );
+    assert!(info.contains("\r\nslave_read_only:1\r\n"));
+    let minfo: String = q(&mut c, &["INFO", "replication"]);
+    assert!(minfo.contains(&format!("slave0:ip=127.0.0.1,port={},state=online,offset=", r.port)), "{minfo}");
+    // Serve stale data: yes by default, MASTERDOWN when set to no and the link is down.
+    m.kill();
+    assert!(eventually(T, || info_field(&mut rc, "replication", "master_link_status") == "down"));
+    let got: Option<String> = q(&mut rc, &["GET", "k"]);
+    assert_eq!(got.as_deref(), Some("v"));
+    assert!(info_field(&mut rc, "replication", "master_link_down_since_seconds").parse::<i64>().unwrap() >= 0);
+    let _: () = q(&mut rc, &["CONFIG", "SET", "replica-serve-stale-data", "no"]);
+    let e = redis::cmd("GET").arg("k").query::<Option<String>>(&mut rc).unwrap_err();
+    assert_eq!(e.code(), Some("MASTERDOWN"));
+    let _: String = q(&mut rc, &["INFO"]);
+    // REPLICAOF errors and replies.
+    let e = redis::cmd("REPLICAOF").arg("127.0.0.1").arg("99999").query::<()>(&mut rc).unwrap_err();
+    assert_eq!(e.detail(), Some("Invalid master port"));
+    let same = raw.cmd(&["REPLICAOF", "127.0.0.1", &m.port.to_string()]);
+    assert_eq!(same, Resp::Simple("OK Already connected to specified master".into()));
+    assert_eq!(raw.cmd(&["REPLICAOF", "NO", "ONE"]), Resp::Simple("OK".into()));
+    let _: () = q(&mut rc, &["SET", "k", "w"]);
+}
+
+#[test]
+fn replicas_do_not_expire_keys_themselves() {
+    let m = Proc::node(&[]);
+    let r = replica_of(&m);
+    let mut c = m.conn();
+    let mut rc = r.conn();
+    let _: () = q(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    let _: () = q(&mut c, &["SET", "k", "v", "PX", "300"]);
+    assert!(eventually(T, || q::<i64>(&mut rc, &["DBSIZE"]) == 1));
+    std::thread::sleep(Duration::from_millis(400));
+    // Logically expired on the replica: reads miss, but the key stays until the master's DEL.
+    let got: Option<String> = q(&mut rc, &["GET", "k"]);
+    assert_eq!(got, None);
+    assert_eq!(q::<i64>(&mut rc, &["DBSIZE"]), 1);
+    let got: Option<String> = q(&mut c, &["GET", "k"]);
+    assert_eq!(got, None);
+    assert!(eventually(T, || q::<i64>(&mut rc, &["DBSIZE"]) == 0));
+}
+
+#[test]
+fn replconf_and_psync_errors() {
+    let m = Proc::node(&[]);
+    let mut raw = Raw::connect(m.port);
+    assert!(raw.cmd(&["REPLCONF", "listening-port"]).err_text().starts_with("ERR syntax error"));
+    assert_eq!(
+        raw.cmd(&["REPLCONF", "foo", "bar"]).err_text(),
+        "ERR Unrecognized REPLCONF option: foo"
+    );
+    assert_eq!(
+        raw.cmd(&["REPLCONF", "listening-port", "x"]).err_text(),
+        "ERR value is not an integer or out of range"
+    );
+    assert_eq!(raw.cmd(&["REPLCONF", "listening-port", "1234", "capa", "eof", "capa", "whatever"]), Resp::Simple("OK".into()));
+    // ACK from a normal client replies nothing: the next reply is PING's.
+    raw.send_cmd(&["REPLCONF", "ACK", "10"]);
+    assert_eq!(raw.cmd(&["PING"]), Resp::Simple("PONG".into()));
+    assert_eq!(
+        raw.cmd(&["PSYNC", "?", "x"]).err_text(),
+        "ERR value is not an integer or out of range"
+    );
+    // A replica of a replica whose link is down gets NOMASTERLINK.
+    let dead = common::free_port();
+    let r = Proc::node(&["--replicaof", "127.0.0.1", &dead.to_string()]);
+    let mut rr = Raw::connect(r.port);
+    assert_eq!(
+        rr.cmd(&["PSYNC", "?", "-1"]).err_text(),
+        "NOMASTERLINK Can't SYNC while not connected with my master"
+    );
+    let mut rc = r.conn();
+    assert_eq!(info_field(&mut rc, "replication", "master_link_status"), "down");
+    assert_eq!(info_field(&mut rc, "replication", "master_link_down_since_seconds"), "-1");
+}
+
+/// A raw replica: handshake by hand, then garbage; the master drops it and stays healthy.
+#[test]
+fn master_survives_garbage_from_a_replica() {
+    let m = Proc::node(&[]);
+    let mut raw = Raw::connect(m.port);
+    assert_eq!(raw.cmd(&["REPLCONF", "capa", "psync2"]), Resp::Simple("OK".into()));
+    raw.send_cmd(&["PSYNC", "?", "-1"]);
+    let l = raw.read();
+    assert!(matches!(&l, Resp::Simple(s) if s.starts_with("FULLRESYNC ")), "{l:?}");
+    raw.send(b"*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$-9\r\n\x00\xff garbage");
+    assert!(raw.closed_within(Duration::from_secs(5)));
+    common::assert_alive(m.port);
+    let mut c = m.conn();
+    let _: () = q(&mut c, &["SET", "a", "b"]);
+    assert!(eventually(T, || info_u64(&mut c, "replication", "connected_slaves") == 0));
+}
+
+/// A fake master: answers the handshake, then misbehaves. The replica keeps its data,
+/// keeps serving reads, logs, and retries.
+fn fake_master(behaviour: &'static [u8]) -> (u16, std::thread::JoinHandle<usize>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = std::thread::spawn(move || {
+        let mut served = 0;
+        l.set_nonblocking(false).unwrap();
+        while served < 2 {
+            let Ok((mut s, _)) = l.accept() else { break };
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 4096];
+            let mut got = Vec::new();
+            // Wait for the PSYNC, answering every command with +OK.
+            while !String::from_utf8_lossy(&got).contains("PSYNC") {
+                let Ok(n) = s.read(&mut buf) else { break };
+                if n == 0 { break; }
+                got.extend_from_slice(&buf[..n]);
+                let cmds = String::from_utf8_lossy(&buf[..n]).matches('*').count();
+                for _ in 0..cmds {
+                    if !String::from_utf8_lossy(&got).contains("PSYNC") {
+                        let _ = s.write_all(b"+OK\r\n");
+                    }
+                }
+            }
+            let _ = s.write_all(behaviour);
+            std::thread::sleep(Duration::from_millis(100));
+            served += 1;
+        }
+        served
+    });
+    (port, h)
+}
+
+#[test]
+fn replica_survives_a_master_dying_mid_payload_and_garbage() {
+    let n = Proc::node(&[]);
+    let mut c = n.conn();
+    let _: () = q(&mut c, &["SET", "keep", "me"]);
+    for behaviour in [
+        &b"+FULLRESYNC 0123456789012345678901234567890123456789 100\r\n$5000\r\nREDIS0010\xfa"[..],
+        &b"+FULLRESYNC 0123456789012345678901234567890123456789 100\r\n$EOF:0123456789012345678901234567890123456789\r\nREDIS00"[..],
+        &b"+FULLRESYNC 0123456789012345678901234567890123456789 100\r\n$20\r\nnot an rdb at all!!!"[..],
+        &b"\x00\x01garbage\r\n"[..],
+    ] {
+        let (port, h) = fake_master(behaviour);
+        let _: () = q(&mut c, &["REPLICAOF", "127.0.0.1", &port.to_string()]);
+        assert_eq!(h.join().unwrap(), 2, "the replica retried");
+        // Reads go on, with the old data intact.
+        let got: Option<String> = q(&mut c, &["GET", "keep"]);
+        assert_eq!(got.as_deref(), Some("me"));
+        assert_eq!(info_field(&mut c, "replication", "master_link_status"), "down");
+    }
+    let log = std::fs::read_to_string(&n.log).unwrap();
+    assert!(log.contains("replication link dropped"), "{log}");
+}
+
+#[test]
+fn restarted_replica_resumes_with_partial_resync() {
+    let m = Proc::node(&[]);
+    let mport = m.port.to_string();
+    let mut c = m.conn();
+    write_load(&mut c, 30, 400);
+    let r = replica_of(&m);
+    write_load(&mut c, 31, 400);
+    assert_converge(&m, &r, 2);
+    // SHUTDOWN SAVE writes the RDB with the master's replid and the replica's offset.
+    let mut rc = r.conn();
+    let _ = redis::cmd("SHUTDOWN").arg("SAVE").query::<()>(&mut rc);
+    let dir = r.take_dir();
+    write_load(&mut c, 32, 300);
+    let r2 = Proc::node_in(dir, &["--replicaof", "127.0.0.1", &mport]);
+    wait_link_up(&r2);
+    assert_converge(&m, &r2, 2);
+    assert_eq!(info_u64(&mut c, "stats", "sync_full"), 1);
+    assert_eq!(info_u64(&mut c, "stats", "sync_partial_ok"), 1);
+    // A replica started without history asks for a full sync (`PSYNC ? -1`), which is not
+    // counted as a failed partial resync.
+    let _r3 = replica_of(&m);
+    assert_eq!(info_u64(&mut c, "stats", "sync_full"), 2);
+    assert_eq!(info_u64(&mut c, "stats", "sync_partial_err"), 0);
+}

@@ -1,0 +1,85 @@
+//! Replication interop with Debian's redis-server 7: redis-server as a replica of a tandem
+//! master, and a tandem replica of a redis-server master, each through a full sync (with
+//! data), live propagation of a mixed write load, and a partial resync after a link cut by
+//! a test-side relay, with equal keyspaces at the end.
+
+mod common;
+
+use common::repl::{assert_converge, info_field, info_u64, wait_link_up, write_load};
+use common::{eventually, Proc, Relay};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(20);
+
+#[test]
+fn redis_server_replicates_from_a_tandem_master() {
+    for diskless in ["yes", "no"] {
+        let m = Proc::node(&[]);
+        let mut c = m.conn();
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("repl-diskless-sync")
+            .arg(diskless)
+            .query(&mut c)
+            .unwrap();
+        write_load(&mut c, 1, 600);
+        let relay = Relay::start(m.port);
+        let r = Proc::redis_server(&["--replicaof", "127.0.0.1", &relay.port.to_string()]);
+        wait_link_up(&r);
+        assert_converge(&m, &r, 2);
+        write_load(&mut c, 2, 600);
+        assert_converge(&m, &r, 2);
+        relay.cut();
+        write_load(&mut c, 3, 300);
+        wait_link_up(&r);
+        assert_converge(&m, &r, 2);
+        assert_eq!(info_u64(&mut c, "stats", "sync_full"), 1);
+        assert!(info_u64(&mut c, "stats", "sync_partial_ok") >= 1);
+        let mut rc = r.conn();
+        assert_eq!(
+            info_field(&mut rc, "replication", "master_replid"),
+            info_field(&mut c, "replication", "master_replid")
+        );
+        let off = info_u64(&mut c, "replication", "master_repl_offset");
+        assert!(eventually(T, || info_u64(&mut rc, "replication", "slave_repl_offset") >= off));
+        // WAIT counts the redis replica's ACKs.
+        let _: () = redis::cmd("SET").arg("w").arg("1").query(&mut c).unwrap();
+        let n: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut c).unwrap();
+        assert_eq!(n, 1);
+    }
+}
+
+#[test]
+fn tandem_replicates_from_a_redis_master() {
+    let m = Proc::redis_server(&["--repl-diskless-sync-delay", "0"]);
+    let mut c = m.conn();
+    write_load(&mut c, 4, 600);
+    let relay = Relay::start(m.port);
+    let r = Proc::node(&["--replicaof", "127.0.0.1", &relay.port.to_string()]);
+    wait_link_up(&r);
+    assert_converge(&m, &r, 2);
+    write_load(&mut c, 5, 600);
+    assert_converge(&m, &r, 2);
+    relay.cut();
+    write_load(&mut c, 6, 300);
+    wait_link_up(&r);
+    assert_converge(&m, &r, 2);
+    assert_eq!(info_u64(&mut c, "stats", "sync_full"), 1);
+    assert!(info_u64(&mut c, "stats", "sync_partial_ok") >= 1);
+    let mut rc = r.conn();
+    assert_eq!(
+        info_field(&mut rc, "replication", "master_replid"),
+        info_field(&mut c, "replication", "master_replid")
+    );
+    let off = info_u64(&mut c, "replication", "master_repl_offset");
+    assert!(eventually(T, || info_u64(&mut rc, "replication", "slave_repl_offset") >= off));
+    // The redis master sees our ACKs.
+    let _: () = redis::cmd("SET").arg("w").arg("1").query(&mut c).unwrap();
+    let n: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut c).unwrap();
+    assert_eq!(n, 1);
+    // Disk-style payload from redis too.
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("repl-diskless-sync").arg("no").query(&mut c).unwrap();
+    let r2 = Proc::node(&["--replicaof", "127.0.0.1", &m.port.to_string()]);
+    wait_link_up(&r2);
+    assert_converge(&m, &r2, 2);
+}
