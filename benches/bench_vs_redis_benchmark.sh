@@ -2,8 +2,9 @@
 # Is `tandem bench` fast enough to measure redis-server? Drives the same redis-server with
 # redis-benchmark and with `tandem bench`, same clients, same pipeline, same commands (SET then
 # GET on `key:<12 digits>` over the same key space, 3-byte values), in one run, and prints the
-# ops/s of both and the ratio tandem/redis-benchmark (>= 1.0: tandem bench is not the
-# bottleneck).
+# ops/s of both, the ratio tandem/redis-benchmark (>= 1.0: tandem bench is not the
+# bottleneck), and the CPU time each tool itself spent per request (user + sys), which stays
+# meaningful when other work shares the machine.
 #
 # Usage: benches/bench_vs_redis_benchmark.sh   (REQUESTS=500000 CLIENTS=50 KEYS=100000
 #        PIPELINES="1 16" THREADS=<tandem bench --threads, default: its own default>)
@@ -53,36 +54,48 @@ for _ in $(seq 1 200); do
 done
 [ "$(redis-cli -p "$PORT" PING 2>/dev/null)" = PONG ] || { echo "error: redis-server did not start" >&2; cat "$WORK/redis.log" >&2; exit 1; }
 
-# ops/s of redis-benchmark: rb TEST PIPELINE
+# Each run leaves "ops/s cpu-seconds" in $WORK/result (cpu = user + sys of the tool itself,
+# from bash's `time`: the tool's own cost, robust to other load on the machine).
+TIMEFORMAT='%U %S'
+
+# redis-benchmark: rb TEST PIPELINE
 rb() {
-  redis-benchmark -p "$PORT" -c "$CLIENTS" -n "$REQUESTS" -r "$KEYS" -t "$1" -P "$2" --csv 2>/dev/null |
-    awk -F'"' -v t="$(echo "$1" | tr a-z A-Z)" '$2 == t { print $4 }'
+  { time redis-benchmark -p "$PORT" -c "$CLIENTS" -n "$REQUESTS" -r "$KEYS" -t "$1" -P "$2" \
+      --csv >"$WORK/out" 2>/dev/null; } 2>"$WORK/time"
+  ops=$(awk -F'"' -v t="$(echo "$1" | tr a-z A-Z)" '$2 == t { print $4 }' "$WORK/out")
+  echo "$ops $(awk '{ print $1 + $2 }' "$WORK/time")" >"$WORK/result"
 }
 
-# ops/s of tandem bench: tb WORKLOAD PIPELINE
+# tandem bench: tb WORKLOAD PIPELINE
 tb() {
   local threads=()
   [ -n "$THREADS" ] && threads=(--threads "$THREADS")
-  "$BIN" bench --target "127.0.0.1:$PORT" --clients "$CLIENTS" --requests "$REQUESTS" \
-    --keys "$KEYS" --workload "$1" --pipeline "$2" "${threads[@]}" --json |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["targets"][0]["total"]["ops_per_sec"])'
+  { time "$BIN" bench --target "127.0.0.1:$PORT" --clients "$CLIENTS" --requests "$REQUESTS" \
+      --keys "$KEYS" --workload "$1" --pipeline "$2" "${threads[@]}" --json >"$WORK/out"; } 2>"$WORK/time"
+  ops=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["targets"][0]["total"]["ops_per_sec"])' "$WORK/out")
+  echo "$ops $(awk '{ print $1 + $2 }' "$WORK/time")" >"$WORK/result"
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+# CPU microseconds per request: per_req CPU_SECONDS
+per_req() { awk -v c="$1" -v n="$REQUESTS" 'BEGIN { printf "%.2f", c * 1e6 / n }'; }
 
 echo "== SET/GET against one redis-server ($(redis-server --version | awk '{print $3}')): -c $CLIENTS -n $REQUESTS -r $KEYS, $(nproc) cores =="
-printf '%-10s %18s %18s %14s\n' test "redis-benchmark" "tandem bench" tandem/rb
+printf '%-10s %14s %14s %10s %16s %16s\n' test "rb ops/s" "tandem ops/s" tandem/rb "rb cpu us/req" "tandem cpu us/req"
 i=0
 for pipeline in $PIPELINES; do
   for t in set get; do
     # Alternate which tool runs first.
     if [ $((i % 2)) -eq 0 ]; then
-      r=$(rb "$t" "$pipeline"); b=$(tb "$t" "$pipeline")
+      rb "$t" "$pipeline"; read -r r_ops r_cpu <"$WORK/result"
+      tb "$t" "$pipeline"; read -r b_ops b_cpu <"$WORK/result"
     else
-      b=$(tb "$t" "$pipeline"); r=$(rb "$t" "$pipeline")
+      tb "$t" "$pipeline"; read -r b_ops b_cpu <"$WORK/result"
+      rb "$t" "$pipeline"; read -r r_ops r_cpu <"$WORK/result"
     fi
     i=$((i + 1))
-    [ -n "$r" ] && [ -n "$b" ] || { echo "error: no figure for $t -P $pipeline" >&2; exit 1; }
-    printf '%-10s %18.0f %18.0f %14s\n' "$(echo "$t" | tr a-z A-Z) -P $pipeline" "$r" "$b" "$(ratio "$b" "$r")"
+    [ -n "$r_ops" ] && [ -n "$b_ops" ] || { echo "error: no figure for $t -P $pipeline" >&2; exit 1; }
+    printf '%-10s %14.0f %14.0f %10s %16s %16s\n' "$(echo "$t" | tr a-z A-Z) -P $pipeline" \
+      "$r_ops" "$b_ops" "$(ratio "$b_ops" "$r_ops")" "$(per_req "$r_cpu")" "$(per_req "$b_cpu")"
   done
 done

@@ -5,7 +5,8 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tandem_config::{
-    MaxmemoryPolicy, MemSize, NodeConfig, ProxyConfig, ReadPolicy, ReplicaOf, WriteConcern,
+    MaxmemoryPolicy, MemSize, MonitorConfig, NodeConfig, ProxyConfig, ReadPolicy, ReplicaOf,
+    SentinelConfig, WriteConcern,
 };
 
 #[derive(Parser, Debug)]
@@ -24,20 +25,13 @@ pub enum Command {
     /// Run a Redis-compatible data node.
     Node(Box<NodeArgs>),
     /// Run a sentinel (failure detection and automatic failover).
-    Sentinel(PassThrough),
+    Sentinel(Box<SentinelArgs>),
     /// Run the proxy (one endpoint for applications).
     Proxy(Box<ProxyArgs>),
     /// Load-test RESP endpoints (closed or open loop, hdrhistogram latencies).
     Bench(Box<tandem_bench::BenchArgs>),
     /// Start a complete local deployment (3 nodes, 3 sentinels, proxy).
     Up(crate::up::UpArgs),
-}
-
-/// Arguments of subcommands that are not available yet.
-#[derive(Args, Debug)]
-pub struct PassThrough {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub rest: Vec<String>,
 }
 
 /// `tandem node`: flags mirror redis-server's.
@@ -141,6 +135,114 @@ impl NodeArgs {
             c.logfile = v.clone();
         }
         c.validate()?;
+        Ok(c)
+    }
+}
+
+/// `tandem sentinel`: flags mirror redis-sentinel's configuration directives.
+#[derive(Args, Debug, Default)]
+pub struct SentinelArgs {
+    /// TOML configuration file; flags given here override its values.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub port: Option<u16>,
+    #[arg(long)]
+    pub bind: Option<String>,
+    /// Directory of the state file.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    #[arg(long = "state-file")]
+    pub state_file: Option<String>,
+    #[arg(long = "announce-ip")]
+    pub announce_ip: Option<String>,
+    #[arg(long = "announce-port")]
+    pub announce_port: Option<u16>,
+    #[arg(long)]
+    pub requirepass: Option<String>,
+    /// Monitor a master: NAME HOST PORT QUORUM (repeatable).
+    #[arg(long, num_args = 4, value_names = ["NAME", "HOST", "PORT", "QUORUM"], action = clap::ArgAction::Append)]
+    pub monitor: Vec<String>,
+    /// down-after-milliseconds of every monitored master.
+    #[arg(long = "down-after-ms")]
+    pub down_after_ms: Option<u64>,
+    /// failover-timeout (ms) of every monitored master.
+    #[arg(long = "failover-timeout-ms")]
+    pub failover_timeout_ms: Option<u64>,
+    #[arg(long = "parallel-syncs")]
+    pub parallel_syncs: Option<u32>,
+    /// Password of the monitored masters and replicas.
+    #[arg(long = "auth-pass")]
+    pub auth_pass: Option<String>,
+    #[arg(long)]
+    pub loglevel: Option<String>,
+}
+
+impl SentinelArgs {
+    /// The file's configuration (or defaults) with the flags applied on top.
+    pub fn resolve(&self) -> Result<SentinelConfig, String> {
+        let mut c: SentinelConfig = match &self.config {
+            Some(p) => tandem_config::load(p).map_err(|e| e.to_string())?,
+            None => SentinelConfig::default(),
+        };
+        if let Some(v) = self.port {
+            c.port = v;
+        }
+        if let Some(v) = &self.bind {
+            c.bind = v.clone();
+        }
+        if let Some(v) = &self.dir {
+            c.dir = v.clone();
+        }
+        if let Some(v) = &self.state_file {
+            c.state_file = v.clone();
+        }
+        if let Some(v) = &self.announce_ip {
+            c.announce_ip = Some(v.clone());
+        }
+        if let Some(v) = self.announce_port {
+            c.announce_port = Some(v);
+        }
+        if let Some(v) = &self.requirepass {
+            c.requirepass = Some(v.clone());
+        }
+        for m in self.monitor.chunks(4) {
+            let [name, host, port, quorum] = m else {
+                return Err("--monitor takes NAME HOST PORT QUORUM".into());
+            };
+            let port = port
+                .parse()
+                .map_err(|_| format!("--monitor {name}: invalid port {port:?}"))?;
+            let quorum = quorum.parse().ok().filter(|q| *q > 0).ok_or_else(|| {
+                format!("--monitor {name}: quorum must be 1 or greater, got {quorum:?}")
+            })?;
+            c.monitors.retain(|x| x.name != *name);
+            c.monitors.push(MonitorConfig {
+                name: name.clone(),
+                host: host.clone(),
+                port,
+                quorum,
+                down_after_ms: 30_000,
+                failover_timeout_ms: 180_000,
+                parallel_syncs: 1,
+                auth_pass: None,
+                auth_user: None,
+            });
+        }
+        for m in &mut c.monitors {
+            if let Some(v) = self.down_after_ms {
+                m.down_after_ms = v;
+            }
+            if let Some(v) = self.failover_timeout_ms {
+                m.failover_timeout_ms = v;
+            }
+            if let Some(v) = self.parallel_syncs {
+                m.parallel_syncs = v;
+            }
+            if let Some(v) = &self.auth_pass {
+                m.auth_pass = Some(v.clone());
+            }
+        }
         Ok(c)
     }
 }
@@ -306,16 +408,60 @@ fn init_logging(level: &str) {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Node(args) => run_node(*args),
-        Command::Sentinel(_) => not_yet("sentinel"),
+        Command::Sentinel(args) => run_sentinel(*args),
         Command::Proxy(args) => run_proxy(*args),
         Command::Bench(args) => tandem_bench::main(*args),
         Command::Up(args) => crate::up::run(args),
     }
 }
 
-fn not_yet(what: &str) -> ExitCode {
-    eprintln!("tandem {what}: not yet available in this build");
-    ExitCode::from(2)
+fn run_sentinel(args: SentinelArgs) -> ExitCode {
+    let config = match args.resolve() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tandem sentinel: configuration error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    init_logging(args.loglevel.as_deref().unwrap_or("notice"));
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tandem sentinel: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(async move {
+        let addr = format!("{}:{}", config.bind, config.port);
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "tandem sentinel ready to accept connections");
+        tandem_sentinel::run(config, listener, shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tandem sentinel: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; }, None => std::future::pending::<()>().await } } => {},
+    }
+    tracing::info!("received a shutdown signal");
 }
 
 fn run_node(args: NodeArgs) -> ExitCode {

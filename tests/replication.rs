@@ -28,9 +28,15 @@ fn master_two_replicas_and_a_cascaded_replica_converge() {
     // Data before the replicas attach travels in the full-sync payload (disk-style for one
     // replica, diskless for the others).
     write_load(&mut m.conn(), 9, 800);
-    let _: () = q(&mut m.conn(), &["CONFIG", "SET", "repl-diskless-sync", "no"]);
+    let _: () = q(
+        &mut m.conn(),
+        &["CONFIG", "SET", "repl-diskless-sync", "no"],
+    );
     let r1 = replica_of(&m);
-    let _: () = q(&mut m.conn(), &["CONFIG", "SET", "repl-diskless-sync", "yes"]);
+    let _: () = q(
+        &mut m.conn(),
+        &["CONFIG", "SET", "repl-diskless-sync", "yes"],
+    );
     // The other replicas (one cascaded) attach while writes flow.
     let mut c = m.conn();
     let mut c2 = m.conn();
@@ -52,7 +58,11 @@ fn master_two_replicas_and_a_cascaded_replica_converge() {
     for r in [&r1, &r2, &r3] {
         let mut rc = r.conn();
         assert_eq!(info_field(&mut rc, "replication", "master_replid"), id);
-        assert!(eventually(T, || info_u64(&mut rc, "replication", "slave_repl_offset") >= off));
+        assert!(eventually(T, || info_u64(
+            &mut rc,
+            "replication",
+            "slave_repl_offset"
+        ) >= off));
     }
     assert_eq!(info_u64(&mut c, "replication", "connected_slaves"), 2);
     let mut c1 = r1.conn();
@@ -102,7 +112,10 @@ fn promoted_replica_serves_former_siblings_by_partial_resync() {
     assert_eq!(info_field(&mut c1, "replication", "master_replid2"), old_id);
     assert_ne!(info_field(&mut c1, "replication", "master_replid"), old_id);
     let off = info_u64(&mut c1, "replication", "master_repl_offset");
-    assert_eq!(info_u64(&mut c1, "replication", "second_repl_offset"), off + 1);
+    assert_eq!(
+        info_u64(&mut c1, "replication", "second_repl_offset"),
+        off + 1
+    );
     let mut c2 = r2.conn();
     let _: () = q(&mut c2, &["REPLICAOF", "127.0.0.1", &r1.port.to_string()]);
     wait_link_up(&r2);
@@ -122,7 +135,12 @@ fn wait_and_min_replicas_to_write() {
     let relay = Relay::start(m.port);
     let _r = Proc::node(&["--replicaof", "127.0.0.1", &relay.port.to_string()]);
     let mut c = m.conn();
-    assert!(eventually(T, || info_field(&mut c, "replication", "slave0").contains("state=online")));
+    assert!(eventually(T, || info_field(
+        &mut c,
+        "replication",
+        "slave0"
+    )
+    .contains("state=online")));
     let _: () = q(&mut c, &["SET", "k", "v"]);
     let n: i64 = q(&mut c, &["WAIT", "1", "5000"]);
     assert_eq!(n, 1);
@@ -131,9 +149,17 @@ fn wait_and_min_replicas_to_write() {
     assert_eq!(n, 1);
     assert!(t0.elapsed() >= Duration::from_millis(290));
     // Errors as Redis.
-    let e = redis::cmd("WAIT").arg("x").arg(0).query::<i64>(&mut c).unwrap_err();
+    let e = redis::cmd("WAIT")
+        .arg("x")
+        .arg(0)
+        .query::<i64>(&mut c)
+        .unwrap_err();
     assert_eq!(e.detail(), Some("value is not an integer or out of range"));
-    let e = redis::cmd("WAIT").arg(1).arg(-1).query::<i64>(&mut c).unwrap_err();
+    let e = redis::cmd("WAIT")
+        .arg(1)
+        .arg(-1)
+        .query::<i64>(&mut c)
+        .unwrap_err();
     assert_eq!(e.detail(), Some("timeout is negative"));
     // A stalled replica does not acknowledge: WAIT times out with 0.
     relay.stall(true);
@@ -157,22 +183,38 @@ fn wait_and_min_replicas_to_write() {
     assert_eq!(r[1], redis::Value::Int(0));
     // min-replicas-to-write.
     let _: () = q(&mut c, &["CONFIG", "SET", "min-replicas-to-write", "2"]);
-    assert!(eventually(T, || info_field(&mut c, "replication", "min_slaves_good_slaves") == "1"));
-    let e = redis::cmd("SET").arg("a").arg("b").query::<()>(&mut c).unwrap_err();
+    assert!(eventually(T, || info_field(
+        &mut c,
+        "replication",
+        "min_slaves_good_slaves"
+    ) == "1"));
+    let e = redis::cmd("SET")
+        .arg("a")
+        .arg("b")
+        .query::<()>(&mut c)
+        .unwrap_err();
     assert_eq!(e.code(), Some("NOREPLICAS"));
     assert_eq!(e.detail(), Some("Not enough good replicas to write."));
     let got: Option<String> = q(&mut c, &["GET", "k"]);
     assert_eq!(got.as_deref(), Some("v3"));
     let _: () = q(&mut c, &["CONFIG", "SET", "min-replicas-to-write", "1"]);
     let _: () = q(&mut c, &["CONFIG", "SET", "min-replicas-max-lag", "2"]);
-    assert!(eventually(T, || redis::cmd("SET").arg("a").arg("b").query::<()>(&mut c).is_ok()));
+    assert!(eventually(T, || redis::cmd("SET")
+        .arg("a")
+        .arg("b")
+        .query::<()>(&mut c)
+        .is_ok()));
     // The replica stops acknowledging: after max-lag the master refuses writes.
     relay.stall(true);
     assert!(eventually(T, || {
         matches!(redis::cmd("SET").arg("a").arg("c").query::<()>(&mut c), Err(e) if e.code() == Some("NOREPLICAS"))
     }));
     relay.stall(false);
-    assert!(eventually(T, || redis::cmd("SET").arg("a").arg("d").query::<()>(&mut c).is_ok()));
+    assert!(eventually(T, || redis::cmd("SET")
+        .arg("a")
+        .arg("d")
+        .query::<()>(&mut c)
+        .is_ok()));
 }
 
 #[test]
@@ -182,20 +224,39 @@ fn replica_is_read_only_reports_role_and_info() {
     let mut c = m.conn();
     let mut rc = r.conn();
     let _: () = q(&mut c, &["SET", "k", "v"]);
-    assert!(eventually(T, || q::<Option<String>>(&mut rc, &["GET", "k"]).is_some()));
-    let e = redis::cmd("SET").arg("k").arg("x").query::<()>(&mut rc).unwrap_err();
+    assert!(eventually(T, || q::<Option<String>>(
+        &mut rc,
+        &["GET", "k"]
+    )
+    .is_some()));
+    let e = redis::cmd("SET")
+        .arg("k")
+        .arg("x")
+        .query::<()>(&mut rc)
+        .unwrap_err();
     assert_eq!(e.code(), Some("READONLY"));
-    assert_eq!(e.detail(), Some("You can't write against a read only replica."));
+    assert_eq!(
+        e.detail(),
+        Some("You can't write against a read only replica.")
+    );
     // In MULTI the write is refused at queue time and EXEC aborts.
     let mut raw = Raw::connect(r.port);
     assert_eq!(raw.cmd(&["MULTI"]), Resp::Simple("OK".into()));
-    assert!(raw.cmd(&["SET", "k", "y"]).err_text().starts_with("READONLY"));
+    assert!(raw
+        .cmd(&["SET", "k", "y"])
+        .err_text()
+        .starts_with("READONLY"));
     assert!(raw.cmd(&["EXEC"]).err_text().starts_with("EXECABORT"));
     // WAIT on a replica.
-    assert!(raw.cmd(&["WAIT", "1", "0"]).err_text().starts_with("ERR WAIT cannot be used with replica instances."));
+    assert!(raw
+        .cmd(&["WAIT", "1", "0"])
+        .err_text()
+        .starts_with("ERR WAIT cannot be used with replica instances."));
     // ROLE on both sides.
     let role = raw.cmd(&["ROLE"]);
-    let Resp::Array(v) = role else { panic!("ROLE: {role:?}") };
+    let Resp::Array(v) = role else {
+        panic!("ROLE: {role:?}")
+    };
     assert_eq!(v[0], Resp::bulk("slave"));
     assert_eq!(v[1], Resp::bulk("127.0.0.1"));
     assert_eq!(v[2], Resp::Int(m.port as i64));
@@ -203,7 +264,9 @@ fn replica_is_read_only_reports_role_and_info() {
     assert!(matches!(v[4], Resp::Int(n) if n > 0));
     let mut mraw = Raw::connect(m.port);
     assert!(eventually(T, || {
-        let Resp::Array(v) = mraw.cmd(&["ROLE"]) else { return false };
+        let Resp::Array(v) = mraw.cmd(&["ROLE"]) else {
+            return false;
+        };
         v[0] == Resp::bulk("master")
             && matches!(v[1], Resp::Int(_))
             && matches!(&v[2], Resp::Array(l) if l.len() == 1
@@ -213,37 +276,88 @@ fn replica_is_read_only_reports_role_and_info() {
     }));
     // INFO replication field order on a replica.
     let info: String = q(&mut rc, &["INFO", "replication"]);
-    let keys: Vec<&str> = info.lines().filter_map(|l| l.split(':').next()).filter(|k| !k.is_empty()).collect();
+    let keys: Vec<&str> = info
+        .lines()
+        .filter_map(|l| l.split(':').next())
+        .filter(|k| !k.is_empty())
+        .collect();
     assert_eq!(
         keys,
         [
-            "# Replication", "role", "master_host", "master_port", "master_link_status",
-            "master_last_io_seconds_ago", "master_sync_in_progress", "slave_read_repl_offset",
-            "slave_repl_offset", "slave_priority", "slave_read_only", "replica_announced",
-            "connected_slaves", "master_failover_state", "master_replid", "master_replid2",
-            "master_repl_offset", "second_repl_offset", "repl_backlog_active", "repl_backlog_size",
-            "repl_backlog_first_byte_offset", "repl_backlog_histlen"
+            "# Replication",
+            "role",
+            "master_host",
+            "master_port",
+            "master_link_status",
+            "master_last_io_seconds_ago",
+            "master_sync_in_progress",
+            "slave_read_repl_offset",
+            "slave_repl_offset",
+            "slave_priority",
+            "slave_read_only",
+            "replica_announced",
+            "connected_slaves",
+            "master_failover_state",
+            "master_replid",
+            "master_replid2",
+            "master_repl_offset",
+            "second_repl_offset",
+            "repl_backlog_active",
+            "repl_backlog_size",
+            "repl_backlog_first_byte_offset",
+            "repl_backlog_histlen"
         ]
     );
     assert!(info.contains("\r\nslave_read_only:1\r\n"));
     let minfo: String = q(&mut c, &["INFO", "replication"]);
-    assert!(minfo.contains(&format!("slave0:ip=127.0.0.1,port={},state=online,offset=", r.port)), "{minfo}");
+    assert!(
+        minfo.contains(&format!(
+            "slave0:ip=127.0.0.1,port={},state=online,offset=",
+            r.port
+        )),
+        "{minfo}"
+    );
     // Serve stale data: yes by default, MASTERDOWN when set to no and the link is down.
     m.kill();
-    assert!(eventually(T, || info_field(&mut rc, "replication", "master_link_status") == "down"));
+    assert!(eventually(T, || info_field(
+        &mut rc,
+        "replication",
+        "master_link_status"
+    ) == "down"));
     let got: Option<String> = q(&mut rc, &["GET", "k"]);
     assert_eq!(got.as_deref(), Some("v"));
-    assert!(info_field(&mut rc, "replication", "master_link_down_since_seconds").parse::<i64>().unwrap() >= 0);
-    let _: () = q(&mut rc, &["CONFIG", "SET", "replica-serve-stale-data", "no"]);
-    let e = redis::cmd("GET").arg("k").query::<Option<String>>(&mut rc).unwrap_err();
+    assert!(
+        info_field(&mut rc, "replication", "master_link_down_since_seconds")
+            .parse::<i64>()
+            .unwrap()
+            >= 0
+    );
+    let _: () = q(
+        &mut rc,
+        &["CONFIG", "SET", "replica-serve-stale-data", "no"],
+    );
+    let e = redis::cmd("GET")
+        .arg("k")
+        .query::<Option<String>>(&mut rc)
+        .unwrap_err();
     assert_eq!(e.code(), Some("MASTERDOWN"));
     let _: String = q(&mut rc, &["INFO"]);
     // REPLICAOF errors and replies.
-    let e = redis::cmd("REPLICAOF").arg("127.0.0.1").arg("99999").query::<()>(&mut rc).unwrap_err();
+    let e = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg("99999")
+        .query::<()>(&mut rc)
+        .unwrap_err();
     assert_eq!(e.detail(), Some("Invalid master port"));
     let same = raw.cmd(&["REPLICAOF", "127.0.0.1", &m.port.to_string()]);
-    assert_eq!(same, Resp::Simple("OK Already connected to specified master".into()));
-    assert_eq!(raw.cmd(&["REPLICAOF", "NO", "ONE"]), Resp::Simple("OK".into()));
+    assert_eq!(
+        same,
+        Resp::Simple("OK Already connected to specified master".into())
+    );
+    assert_eq!(
+        raw.cmd(&["REPLICAOF", "NO", "ONE"]),
+        Resp::Simple("OK".into())
+    );
     let _: () = q(&mut rc, &["SET", "k", "w"]);
 }
 
@@ -270,7 +384,10 @@ fn replicas_do_not_expire_keys_themselves() {
 fn replconf_and_psync_errors() {
     let m = Proc::node(&[]);
     let mut raw = Raw::connect(m.port);
-    assert!(raw.cmd(&["REPLCONF", "listening-port"]).err_text().starts_with("ERR syntax error"));
+    assert!(raw
+        .cmd(&["REPLCONF", "listening-port"])
+        .err_text()
+        .starts_with("ERR syntax error"));
     assert_eq!(
         raw.cmd(&["REPLCONF", "foo", "bar"]).err_text(),
         "ERR Unrecognized REPLCONF option: foo"
@@ -279,7 +396,18 @@ fn replconf_and_psync_errors() {
         raw.cmd(&["REPLCONF", "listening-port", "x"]).err_text(),
         "ERR value is not an integer or out of range"
     );
-    assert_eq!(raw.cmd(&["REPLCONF", "listening-port", "1234", "capa", "eof", "capa", "whatever"]), Resp::Simple("OK".into()));
+    assert_eq!(
+        raw.cmd(&[
+            "REPLCONF",
+            "listening-port",
+            "1234",
+            "capa",
+            "eof",
+            "capa",
+            "whatever"
+        ]),
+        Resp::Simple("OK".into())
+    );
     // ACK from a normal client replies nothing: the next reply is PING's.
     raw.send_cmd(&["REPLCONF", "ACK", "10"]);
     assert_eq!(raw.cmd(&["PING"]), Resp::Simple("PONG".into()));
@@ -296,8 +424,14 @@ fn replconf_and_psync_errors() {
         "NOMASTERLINK Can't SYNC while not connected with my master"
     );
     let mut rc = r.conn();
-    assert_eq!(info_field(&mut rc, "replication", "master_link_status"), "down");
-    assert_eq!(info_field(&mut rc, "replication", "master_link_down_since_seconds"), "-1");
+    assert_eq!(
+        info_field(&mut rc, "replication", "master_link_status"),
+        "down"
+    );
+    assert_eq!(
+        info_field(&mut rc, "replication", "master_link_down_since_seconds"),
+        "-1"
+    );
 }
 
 /// A raw replica: handshake by hand, then garbage; the master drops it and stays healthy.
@@ -305,16 +439,26 @@ fn replconf_and_psync_errors() {
 fn master_survives_garbage_from_a_replica() {
     let m = Proc::node(&[]);
     let mut raw = Raw::connect(m.port);
-    assert_eq!(raw.cmd(&["REPLCONF", "capa", "psync2"]), Resp::Simple("OK".into()));
+    assert_eq!(
+        raw.cmd(&["REPLCONF", "capa", "psync2"]),
+        Resp::Simple("OK".into())
+    );
     raw.send_cmd(&["PSYNC", "?", "-1"]);
     let l = raw.read();
-    assert!(matches!(&l, Resp::Simple(s) if s.starts_with("FULLRESYNC ")), "{l:?}");
+    assert!(
+        matches!(&l, Resp::Simple(s) if s.starts_with("FULLRESYNC ")),
+        "{l:?}"
+    );
     raw.send(b"*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$-9\r\n\x00\xff garbage");
     assert!(raw.closed_within(Duration::from_secs(5)));
     common::assert_alive(m.port);
     let mut c = m.conn();
     let _: () = q(&mut c, &["SET", "a", "b"]);
-    assert!(eventually(T, || info_u64(&mut c, "replication", "connected_slaves") == 0));
+    assert!(eventually(T, || info_u64(
+        &mut c,
+        "replication",
+        "connected_slaves"
+    ) == 0));
 }
 
 /// A fake master: answers the handshake, then misbehaves. The replica keeps its data,
@@ -333,7 +477,9 @@ fn fake_master(behaviour: &'static [u8]) -> (u16, std::thread::JoinHandle<usize>
             // Wait for the PSYNC, answering every command with +OK.
             while !String::from_utf8_lossy(&got).contains("PSYNC") {
                 let Ok(n) = s.read(&mut buf) else { break };
-                if n == 0 { break; }
+                if n == 0 {
+                    break;
+                }
                 got.extend_from_slice(&buf[..n]);
                 let cmds = String::from_utf8_lossy(&buf[..n]).matches('*').count();
                 for _ in 0..cmds {

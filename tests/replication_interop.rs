@@ -41,7 +41,11 @@ fn redis_server_replicates_from_a_tandem_master() {
             info_field(&mut c, "replication", "master_replid")
         );
         let off = info_u64(&mut c, "replication", "master_repl_offset");
-        assert!(eventually(T, || info_u64(&mut rc, "replication", "slave_repl_offset") >= off));
+        assert!(eventually(T, || info_u64(
+            &mut rc,
+            "replication",
+            "slave_repl_offset"
+        ) >= off));
         // WAIT counts the redis replica's ACKs.
         let _: () = redis::cmd("SET").arg("w").arg("1").query(&mut c).unwrap();
         let n: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut c).unwrap();
@@ -72,13 +76,22 @@ fn tandem_replicates_from_a_redis_master() {
         info_field(&mut c, "replication", "master_replid")
     );
     let off = info_u64(&mut c, "replication", "master_repl_offset");
-    assert!(eventually(T, || info_u64(&mut rc, "replication", "slave_repl_offset") >= off));
+    assert!(eventually(T, || info_u64(
+        &mut rc,
+        "replication",
+        "slave_repl_offset"
+    ) >= off));
     // The redis master sees our ACKs.
     let _: () = redis::cmd("SET").arg("w").arg("1").query(&mut c).unwrap();
     let n: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut c).unwrap();
     assert_eq!(n, 1);
     // Disk-style payload from redis too.
-    let _: () = redis::cmd("CONFIG").arg("SET").arg("repl-diskless-sync").arg("no").query(&mut c).unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("repl-diskless-sync")
+        .arg("no")
+        .query(&mut c)
+        .unwrap();
     let r2 = Proc::node(&["--replicaof", "127.0.0.1", &m.port.to_string()]);
     wait_link_up(&r2);
     assert_converge(&m, &r2, 2);

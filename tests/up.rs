@@ -43,7 +43,6 @@ fn port_closed(p: u16) -> bool {
 }
 
 #[test]
-#[ignore = "needs tandem sentinel and proxy (issues 5 and 6)"]
 fn up_starts_everything_serves_through_the_proxy_and_stops_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
     let nodes = free_run(3);

@@ -124,18 +124,23 @@ impl BenchArgs {
         if self.duration == Some(Duration::ZERO) {
             return Err(bad("duration", "must be longer than 0"));
         }
-        let mode = match self.rate {
-            Some(r) if !(r.is_finite() && r > 0.0) => {
-                return Err(bad(
-                    "rate",
-                    "must be a positive number of requests per second",
-                ))
-            }
-            Some(rate) => Mode::Open { rate },
-            None => Mode::Closed {
-                pipeline: self.pipeline,
-            },
-        };
+        let mode =
+            match self.rate {
+                Some(r) if !(r.is_finite() && r > 0.0) => {
+                    return Err(bad(
+                        "rate",
+                        "must be a positive number of requests per second",
+                    ))
+                }
+                Some(_) if self.pipeline > 1 => return Err(bad(
+                    "pipeline",
+                    "the open loop (--rate) sends each request at its own time; drop --pipeline",
+                )),
+                Some(rate) => Mode::Open { rate },
+                None => Mode::Closed {
+                    pipeline: self.pipeline,
+                },
+            };
         let limit = match (self.requests, self.duration) {
             (Some(n), _) => Limit::Requests(n),
             (None, Some(d)) => Limit::Duration(d),
@@ -271,6 +276,7 @@ mod tests {
             (&["--read-ratio", "1.5"], "--read-ratio"),
             (&["--keys", "0"], "--keys"),
             (&["--rate", "0"], "--rate"),
+            (&["--rate", "10", "--pipeline", "4"], "--pipeline"),
             (&["--requests", "0"], "--requests"),
             (&["--target", "nohost"], "--target"),
             (&["--target", "h:99999"], "--target"),

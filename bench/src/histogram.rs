@@ -208,7 +208,12 @@ pub struct Tagged<'a> {
 /// hdrhistogram's V2 format (DEFLATE-compressed, base64), tagged. Values are microseconds; the
 /// log's max column is in milliseconds. Readable by HdrHistogram's log tools
 /// (`HistogramLogProcessor`, HistogramLogAnalyzer) and by [`read_hdr_log`].
-pub fn write_hdr_log(path: &Path, histograms: &[Tagged<'_>]) -> Result<(), HdrOutError> {
+/// `base_time` is the wall-clock time the `start` offsets count from.
+pub fn write_hdr_log(
+    path: &Path,
+    base_time: std::time::SystemTime,
+    histograms: &[Tagged<'_>],
+) -> Result<(), HdrOutError> {
     let io = |source| HdrOutError::Io {
         path: path.display().to_string(),
         source,
@@ -218,6 +223,8 @@ pub fn write_hdr_log(path: &Path, histograms: &[Tagged<'_>]) -> Result<(), HdrOu
     {
         let mut log = IntervalLogWriterBuilder::new()
             .add_comment("tandem bench latency histograms; values in microseconds")
+            .with_base_time(base_time)
+            .with_start_time(base_time)
             .with_max_value_divisor(1000.0)
             .begin_log_with(&mut buf, &mut serializer)
             .map_err(io)?;
@@ -336,6 +343,7 @@ mod tests {
         let path = dir.with_extension("hlog");
         write_hdr_log(
             &path,
+            std::time::SystemTime::now(),
             &[Tagged {
                 tag: "127.0.0.1:6379/GET".into(),
                 start: Duration::ZERO,

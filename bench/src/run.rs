@@ -48,6 +48,7 @@ pub fn main(args: BenchArgs) -> ExitCode {
 pub async fn run(args: &BenchArgs, plan: Vec<LoadSpec>) -> anyhow::Result<Vec<TargetReport>> {
     let show_progress = progress::enabled();
     let first_start = Instant::now();
+    let wall_start = std::time::SystemTime::now();
     let mut runs: Vec<(LoadSpec, LoadResult, std::time::Duration)> = Vec::new();
     let mut reports = Vec::new();
     for spec in plan {
@@ -92,7 +93,7 @@ pub async fn run(args: &BenchArgs, plan: Vec<LoadSpec>) -> anyhow::Result<Vec<Ta
                 histogram: all,
             });
         }
-        write_hdr_log(path, &tagged)?;
+        write_hdr_log(path, wall_start, &tagged)?;
     }
     Ok(reports)
 }

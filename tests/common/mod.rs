@@ -56,7 +56,7 @@ impl Proc {
 
     /// Starts Debian's redis-server on a free port (for side-by-side tests).
     pub fn redis_server(extra: &[&str]) -> Proc {
-        Self::redis_server_in(tempfile::tempdir().expect("tempdir"), extra)
+        Self::redis_server_at(tempfile::tempdir().expect("tempdir"), free_port(), extra)
     }
 
     /// Starts redis-server in an existing directory.
@@ -81,6 +81,24 @@ impl Proc {
             .arg(dir.path())
             .arg("--save")
             .arg("")
+            .args(extra);
+        Self::spawn(cmd, port, dir, log)
+    }
+
+    /// Starts `tandem sentinel` on `port` with its state file in `state_dir` (kept by the
+    /// caller, so a restarted sentinel finds its state again).
+    pub fn sentinel(port: u16, state_dir: &Path, extra: &[&str]) -> Proc {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("sentinel.log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem"));
+        cmd.env("RUST_LOG", "info")
+            .arg("sentinel")
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--dir")
+            .arg(state_dir)
             .args(extra);
         Self::spawn(cmd, port, dir, log)
     }

@@ -40,7 +40,10 @@ pub fn dump(p: &Proc, dbs: usize) -> BTreeMap<(usize, Vec<u8>), String> {
     let mut c = p.conn();
     let mut out = BTreeMap::new();
     for db in 0..dbs {
-        redis::cmd("SELECT").arg(db).query::<()>(&mut c).expect("SELECT");
+        redis::cmd("SELECT")
+            .arg(db)
+            .query::<()>(&mut c)
+            .expect("SELECT");
         let mut cursor = 0u64;
         loop {
             let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
@@ -109,8 +112,16 @@ pub fn assert_converge(a: &Proc, b: &Proc, dbs: usize) {
     });
     if !ok {
         let (x, y) = last;
-        let only_a: Vec<_> = x.iter().filter(|(k, v)| y.get(*k) != Some(v)).take(5).collect();
-        let only_b: Vec<_> = y.iter().filter(|(k, v)| x.get(*k) != Some(v)).take(5).collect();
+        let only_a: Vec<_> = x
+            .iter()
+            .filter(|(k, v)| y.get(*k) != Some(v))
+            .take(5)
+            .collect();
+        let only_b: Vec<_> = y
+            .iter()
+            .filter(|(k, v)| x.get(*k) != Some(v))
+            .take(5)
+            .collect();
         panic!(
             "keyspaces differ ({} vs {} keys) on ports {} and {}; first differences:\n{only_a:?}\n{only_b:?}\nlog b:\n{}",
             x.len(),
@@ -132,18 +143,34 @@ pub fn write_load(c: &mut redis::Connection, seed: u64, n: usize) {
         let mut p = redis::pipe();
         match rng.u32(0..22) {
             0 => p.cmd("SET").arg(format!("s{k}")).arg(&v),
-            1 => p.cmd("SET").arg(format!("s{k}")).arg(&v).arg("EX").arg(100 + k),
+            1 => p
+                .cmd("SET")
+                .arg(format!("s{k}"))
+                .arg(&v)
+                .arg("EX")
+                .arg(100 + k),
             2 => p.cmd("INCRBY").arg(format!("n{k}")).arg(rng.i64(-5..5)),
             3 => p.cmd("INCRBYFLOAT").arg(format!("f{k}")).arg(1.5),
             4 => p.cmd("APPEND").arg(format!("s{k}")).arg(&v),
             5 => p.cmd("RPUSH").arg(format!("l{k}")).arg(&v).arg(i),
             6 => p.cmd("LPOP").arg(format!("l{k}")),
-            7 => p.cmd("HSET").arg(format!("h{k}")).arg(format!("f{}", i % 7)).arg(&v),
+            7 => p
+                .cmd("HSET")
+                .arg(format!("h{k}"))
+                .arg(format!("f{}", i % 7))
+                .arg(&v),
             8 => p.cmd("HINCRBY").arg(format!("h{k}")).arg("cnt").arg(2),
-            9 => p.cmd("HDEL").arg(format!("h{k}")).arg(format!("f{}", i % 7)),
+            9 => p
+                .cmd("HDEL")
+                .arg(format!("h{k}"))
+                .arg(format!("f{}", i % 7)),
             10 => p.cmd("SADD").arg(format!("t{k}")).arg(&v).arg(i % 10),
             11 => p.cmd("SREM").arg(format!("t{k}")).arg(i % 10),
-            12 => p.cmd("ZADD").arg(format!("z{k}")).arg(i as f64 / 3.0).arg(&v),
+            12 => p
+                .cmd("ZADD")
+                .arg(format!("z{k}"))
+                .arg(i as f64 / 3.0)
+                .arg(&v),
             13 => p.cmd("ZINCRBY").arg(format!("z{k}")).arg(2.5).arg(&v),
             14 => p.cmd("ZREM").arg(format!("z{k}")).arg(&v),
             15 => p.cmd("EXPIRE").arg(format!("l{k}")).arg(1000),

@@ -19,11 +19,24 @@ use tokio::sync::Notify;
 use value::{BuildHasher, HashMap, HashSet};
 pub use value::{CompactBytes, Entry, Value, ValueType, NO_EXPIRE};
 
-/// Number of keyspace shards (a power of two).
-pub const SHARDS: usize = 64;
+/// Number of keyspace shards (a power of two). Also the unit of copy-on-write during a
+/// snapshot: the first write to a shard after a freeze copies that shard's map, so shards
+/// are kept small (1M keys: ~4K per shard, a copy well under a millisecond).
+pub const SHARDS: usize = 256;
 
 /// A database's key -> entry map within one shard.
 pub type KeyMap = HashMap<CompactBytes, Entry>;
+
+/// Seeds the shard choice. Fixed, so a loader can shard a dataset before it is installed;
+/// the maps themselves keep randomly seeded hashers.
+static SHARD_HASHER: foldhash::fast::FixedState =
+    foldhash::fast::FixedState::with_seed(0x7461_6e64_656d_5348);
+
+/// The shard holding `key`.
+#[inline]
+pub fn shard_of(key: &[u8]) -> usize {
+    (SHARD_HASHER.hash_one(key) as usize) & (SHARDS - 1)
+}
 
 /// One database's keys within one shard. The map is copy-on-write: a snapshot (BGSAVE, a
 /// replica's full sync) clones the `Arc` while the shard is locked, and the first write after
@@ -186,7 +199,6 @@ pub type LockedShards<'a> = SmallVec<[(usize, MutexGuard<'a, Shard>); 4]>;
 /// All shards.
 pub struct Keyspace {
     shards: Box<[Mutex<Shard>]>,
-    hasher: BuildHasher,
     ndbs: usize,
 }
 
@@ -194,7 +206,6 @@ impl Keyspace {
     pub fn new(ndbs: usize) -> Keyspace {
         Keyspace {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::new(ndbs))).collect(),
-            hasher: BuildHasher::default(),
             ndbs,
         }
     }
@@ -205,7 +216,7 @@ impl Keyspace {
 
     #[inline]
     pub fn shard_index(&self, key: &[u8]) -> usize {
-        (self.hasher.hash_one(key) as usize) & (SHARDS - 1)
+        shard_of(key)
     }
 
     pub fn lock(&self, idx: usize) -> MutexGuard<'_, Shard> {

@@ -60,8 +60,8 @@ pub enum Mode {
 pub struct Aof {
     progress: Arc<Progress>,
     inner: Mutex<Inner>,
-    /// The writer thread, for kicks from sessions (no other lock on that path).
-    kick: Mutex<Option<std::thread::Thread>>,
+    /// The writer, for sessions hurrying it (no other lock on that path).
+    kick: Mutex<Option<writer::Handle>>,
     srv: OnceLock<Weak<Server>>,
     /// Bumped under the feed lock whenever the AOF is turned off or on: a rewrite started
     /// under an older generation attaches and switches nothing.
@@ -146,13 +146,22 @@ impl Aof {
     /// Waits until the AOF covers stream position `mark` (asking the writer to write now).
     pub async fn wait_acked(&self, mark: u64) {
         self.progress
-            .wait(mark, || self.kick_writer(), || false)
+            .wait(mark, || self.hurry_writer(), || false)
             .await
     }
 
+    /// Wakes the writer thread.
     fn kick_writer(&self) {
-        if let Some(t) = self.kick.lock().as_ref() {
-            t.unpark();
+        if let Some(h) = self.kick.lock().as_ref() {
+            h.thread.unpark();
+        }
+    }
+
+    /// Gets the stream written now: inline when possible, else by the writer thread.
+    fn hurry_writer(&self) {
+        let h = self.kick.lock().clone();
+        if let Some(h) = h {
+            h.hurry();
         }
     }
 
@@ -161,7 +170,7 @@ impl Aof {
     }
 
     fn set_writer(&self, inner: &mut Inner, w: Option<Writer>) {
-        *self.kick.lock() = w.as_ref().map(|w| w.thread().clone());
+        *self.kick.lock() = w.as_ref().map(Writer::handle);
         if let Some(old) = std::mem::replace(&mut inner.writer, w) {
             old.stop();
         }
@@ -197,7 +206,7 @@ pub fn start_up(srv: &Server) -> Result<(), String> {
         upgrade(&dir, &name, &old, &mut m)?;
     }
     srv.persistence.loading.store(true, Ordering::Relaxed);
-    let r = load(srv, &dir, &m);
+    let r = load(srv, &dir, &m, None);
     srv.persistence.loading.store(false, Ordering::Relaxed);
     r.map_err(|e| e.to_string())?;
     open_on_start(srv, &dir, &name, m)
@@ -234,8 +243,14 @@ fn upgrade(dir: &Path, name: &str, old: &Path, m: &mut Manifest) -> Result<(), S
     Ok(())
 }
 
-/// Replays the files of `m` into the keyspace.
-fn load(srv: &Server, dir: &Path, m: &Manifest) -> Result<(), LoadError> {
+/// Replays the files of `m` into the keyspace: with a context per command at start-up, or
+/// through `ctx` (which holds every shard) for DEBUG LOADAOF.
+fn load<'s>(
+    srv: &'s Server,
+    dir: &Path,
+    m: &Manifest,
+    ctx: Option<&mut Ctx<'s>>,
+) -> Result<(), LoadError> {
     if m.is_empty() {
         tracing::info!("No AOF to load: starting with an empty dataset");
         return Ok(());
@@ -257,18 +272,14 @@ fn load(srv: &Server, dir: &Path, m: &Manifest) -> Result<(), LoadError> {
     }
     let allow_truncated = srv.config.load().aof_load_truncated;
     let started = Instant::now();
+    let mut to = Replayer { srv, db: 0, ctx };
     for (i, f) in files.iter().enumerate() {
         let last = i + 1 == files.len();
         let path = dir.join(&f.name);
         let t0 = Instant::now();
         // Each file starts in database 0 (each is replayed by a fresh AOF client in Redis).
-        let mut db = 0usize;
-        let (outcome, commands) = loader::load_file(
-            &path,
-            &mut |file| load_rdb_base(srv, file, &path),
-            &mut |args| apply(srv, &mut db, args),
-            &|args| known(args).map(|_| ()),
-        )?;
+        to.db = 0;
+        let (outcome, commands) = loader::load_file(&path, &mut to)?;
         if let Outcome::Truncated { valid_up_to } = outcome {
             if !last {
                 return Err(LoadError::Truncated {
@@ -299,8 +310,8 @@ fn load(srv: &Server, dir: &Path, m: &Manifest) -> Result<(), LoadError> {
         };
         tracing::info!(file = %f.name, commands, secs = t0.elapsed().as_secs_f64(), "DB loaded from {kind} file");
     }
+    // (No key count here: DEBUG LOADAOF holds every shard.)
     tracing::info!(
-        keys = srv.keyspace.counts().iter().map(|c| c.0).sum::<usize>(),
         secs = started.elapsed().as_secs_f64(),
         "DB loaded from append only file"
     );
@@ -313,15 +324,73 @@ fn truncate(path: &Path, len: u64) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// An RDB base (or the RDB preamble of an old-style AOF): installed as the whole dataset,
-/// keys already expired included (commands after it may still touch them; the expiry
-/// cycle removes them after the load, as in Redis). Returns where the RDB ended.
-fn load_rdb_base(srv: &Server, file: &mut File, path: &Path) -> Result<Option<u64>, String> {
-    tracing::info!(file = %path.display(), "Reading RDB base file on AOF loading...");
-    let loaded = rdb::load(&mut *file, &path.display().to_string()).map_err(|e| e.to_string())?;
-    let end = loaded.end_offset;
-    srv.install_dataset_with(loaded, true)?;
-    Ok(Some(end))
+/// Replays AOF files into the keyspace.
+struct Replayer<'c, 's> {
+    srv: &'s Server,
+    /// The database the file's commands are in (`SELECT` changes it).
+    db: usize,
+    /// DEBUG LOADAOF: the command's context, holding every shard.
+    ctx: Option<&'c mut Ctx<'s>>,
+}
+
+impl loader::Replay for Replayer<'_, '_> {
+    /// An RDB base (or the RDB preamble of an old-style AOF): installed as the whole
+    /// dataset, keys already expired included (commands after it may still touch them; the
+    /// expiry cycle removes them after the load, as in Redis).
+    fn rdb(&mut self, file: &mut File, path: &Path) -> Result<Option<u64>, String> {
+        tracing::info!(file = %path.display(), "Reading RDB base file on AOF loading...");
+        let loaded =
+            rdb::load(&mut *file, &path.display().to_string()).map_err(|e| e.to_string())?;
+        let end = loaded.end_offset;
+        match self.ctx.as_mut() {
+            None => self.srv.install_dataset_with(loaded, true)?,
+            Some(ctx) => {
+                let mut shards = ctx.shards_mut();
+                self.srv
+                    .install_dataset_locked_with(&mut shards, loaded, true)?
+            }
+        };
+        Ok(Some(end))
+    }
+
+    /// Replays one command as Redis's AOF client does: through the command table, in the
+    /// current database, with keys never expiring while loading.
+    fn apply(&mut self, args: Vec<Bytes>) -> Result<(), ApplyError> {
+        let spec = known(&args)?;
+        match self.ctx.as_mut() {
+            Some(ctx) => {
+                let (db, from_master) = (ctx.db, ctx.from_master);
+                ctx.db = self.db;
+                ctx.from_master = true;
+                let _ = cmds::execute(ctx, spec, &args);
+                self.db = ctx.db;
+                ctx.db = db;
+                ctx.from_master = from_master;
+            }
+            None => {
+                let now = crate::now_ms();
+                let srv = self.srv;
+                let mut ctx = if spec.has(Flags::KEYSPACE) {
+                    Ctx::all(srv, self.db, now)
+                } else {
+                    Ctx::for_keys(
+                        srv,
+                        spec.key_indices(args.len()).map(|i| &args[i][..]),
+                        self.db,
+                        now,
+                    )
+                };
+                ctx.from_master = true;
+                let _ = cmds::execute(&mut ctx, spec, &args);
+                self.db = ctx.db;
+            }
+        }
+        Ok(())
+    }
+
+    fn known(&self, args: &[Bytes]) -> Result<(), ApplyError> {
+        known(args).map(|_| ())
+    }
 }
 
 fn known(args: &[Bytes]) -> Result<&'static CommandSpec, ApplyError> {
@@ -333,25 +402,36 @@ fn known(args: &[Bytes]) -> Result<&'static CommandSpec, ApplyError> {
     Ok(spec)
 }
 
-/// Replays one command as Redis's AOF client does: through the command table, in the
-/// current database, with keys never expiring while loading.
-fn apply(srv: &Server, db: &mut usize, args: Vec<Bytes>) -> Result<(), ApplyError> {
-    let spec = known(&args)?;
-    let now = crate::now_ms();
-    let mut ctx = if spec.has(Flags::KEYSPACE) {
-        Ctx::all(srv, *db, now)
-    } else {
-        Ctx::for_keys(
-            srv,
-            spec.key_indices(args.len()).map(|i| &args[i][..]),
-            *db,
-            now,
-        )
+/// DEBUG LOADAOF: writes out what is buffered, empties the dataset and loads the AOF back
+/// (through `ctx`, which holds every shard). As in Redis, a failed load ends the process.
+pub fn debug_loadaof(ctx: &mut Ctx) -> Result<Reply, Reply> {
+    let srv = ctx.srv;
+    if srv.aof.mode() != Mode::Off {
+        flush_blocking(srv, false);
+    }
+    {
+        let mut shards = ctx.shards_mut();
+        srv.install_dataset_locked(&mut shards, rdb::Loaded::default())
+            .map_err(Reply::error)?;
+    }
+    let (dir, name) = paths(srv);
+    let m = match read_manifest(&dir, &name) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(error = %e, "DEBUG LOADAOF: can't read the AOF manifest");
+            std::process::exit(1);
+        }
     };
-    ctx.from_master = true;
-    let _ = cmds::execute(&mut ctx, spec, &args);
-    *db = ctx.db;
-    Ok(())
+    if let Err(e) = load(srv, &dir, &m, Some(&mut *ctx)) {
+        tracing::error!(error = %e, "DEBUG LOADAOF: error loading the append only file");
+        std::process::exit(1);
+    }
+    // What the replayed commands did is already in the AOF: propagate none of it.
+    ctx.dirty = 0;
+    ctx.propagate.clear();
+    ctx.expired_dels.clear();
+    tracing::warn!("Append Only File loaded by DEBUG LOADAOF");
+    Ok(Reply::Ok)
 }
 
 /// Opens the AOF for appending after the load (Redis's `aofOpenIfNeededOnServerStart`).
@@ -478,6 +558,18 @@ pub fn disable(srv: &Server) {
     inner.mode = Mode::Off;
     info(srv).rewrite_scheduled.store(false, Ordering::Relaxed);
     tracing::info!("AOF turned off");
+}
+
+/// After a full sync replaced the dataset, a replica's AOF must start over from it: off,
+/// then on again (a rewrite of the new dataset), as Redis's `restartAOFAfterSYNC`.
+pub fn restart_after_sync(srv: &Server) {
+    if srv.aof.mode() == Mode::Off {
+        return;
+    }
+    disable(srv);
+    if let Err(e) = enable(srv) {
+        tracing::warn!(error = %e, "Failed enabling the AOF after successful master synchronization!");
+    }
 }
 
 fn read_manifest(dir: &Path, name: &str) -> Result<Manifest, String> {
@@ -837,20 +929,33 @@ pub fn refresh_info(srv: &Server) {
 /// Before exiting: everything appended so far is written and fsynced (the writer keeps
 /// running; a refused SHUTDOWN loses nothing).
 pub fn sync_on_shutdown(srv: &Server) {
-    let aof = &srv.aof;
-    if aof.inner.lock().writer.is_none() {
+    if srv.aof.inner.lock().writer.is_none() {
         return;
     }
+    flush_blocking(srv, true);
+    tracing::info!("Calling fsync() on the AOF file.");
+}
+
+/// Blocks until everything appended so far is written (and fsynced when `sync`), or a
+/// few seconds passed. Needs no shard lock, so callers may hold them.
+fn flush_blocking(srv: &Server, sync: bool) {
+    let aof = &srv.aof;
     let target = srv.feed.aof_tail();
     let p = &aof.progress;
-    p.force_sync
-        .store(true, std::sync::atomic::Ordering::Release);
-    aof.kick_writer();
     let deadline = Instant::now() + SHUTDOWN_SYNC_WAIT;
-    while p.synced.load(Ordering::Acquire) < target && Instant::now() < deadline {
-        p.force_sync.store(true, Ordering::Release);
+    loop {
+        let reached = if sync {
+            p.synced.load(Ordering::Acquire)
+        } else {
+            p.written.load(Ordering::Acquire)
+        };
+        if reached >= target || Instant::now() >= deadline {
+            return;
+        }
+        if sync {
+            p.force_sync.store(true, Ordering::Release);
+        }
         aof.kick_writer();
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(1));
     }
-    tracing::info!("Calling fsync() on the AOF file.");
 }

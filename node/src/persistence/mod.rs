@@ -164,15 +164,42 @@ impl Server {
             .collect();
         let mut stats = InstallStats::default();
         for db in loaded.dbs {
-            for (key, mut e) in db.entries {
-                if drop_expired && e.is_expired(now) {
-                    stats.keys_expired += 1;
+            let index = db.index;
+            for (sidx, mut part) in db.parts.into_iter().enumerate() {
+                if drop_expired && !part.expires.is_empty() {
+                    let dead: Vec<_> = part
+                        .expires
+                        .iter()
+                        .filter(|k| {
+                            part.map
+                                .get(k.as_slice())
+                                .is_some_and(|e| e.is_expired(now))
+                        })
+                        .cloned()
+                        .collect();
+                    for k in dead {
+                        part.remove(&k);
+                        stats.keys_expired += 1;
+                    }
+                }
+                if part.is_empty() {
                     continue;
                 }
-                e.lru = lru;
-                let d = &mut shards[self.keyspace.shard_index(&key)][db.index];
-                if d.insert(key, e).is_none() {
-                    stats.keys_loaded += 1;
+                for e in part.map_mut().values_mut() {
+                    e.lru = lru;
+                }
+                stats.keys_loaded += part.len() as u64;
+                let slot = &mut shards[sidx][index];
+                if slot.is_empty() {
+                    *slot = part;
+                } else {
+                    // The same db number twice in one file: merge.
+                    let map = std::sync::Arc::try_unwrap(part.map).unwrap_or_else(|a| (*a).clone());
+                    for (k, e) in map {
+                        if slot.insert(k, e).is_some() {
+                            stats.keys_loaded -= 1;
+                        }
+                    }
                 }
             }
         }
@@ -227,7 +254,18 @@ impl Server {
         shards: &mut [&mut Shard],
         loaded: Loaded,
     ) -> Result<InstallStats, String> {
-        let p = self.prepare_install(loaded, false)?;
+        self.install_dataset_locked_with(shards, loaded, false)
+    }
+
+    /// [`Server::install_dataset_locked`]; `keep_expired` as in
+    /// [`Server::install_dataset_with`] (DEBUG LOADAOF's base).
+    pub fn install_dataset_locked_with(
+        &self,
+        shards: &mut [&mut Shard],
+        loaded: Loaded,
+        keep_expired: bool,
+    ) -> Result<InstallStats, String> {
+        let p = self.prepare_install(loaded, keep_expired)?;
         let stats = p.stats;
         drop(Self::swap_in(shards, p));
         self.record_load(stats);

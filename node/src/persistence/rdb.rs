@@ -16,7 +16,7 @@ use tandem_protocol::number::{format_f64, parse_i64};
 use super::snapshot::Snapshot;
 use crate::db::value::{Hash_, List, Set};
 use crate::db::zset::ZSet;
-use crate::db::{CompactBytes, Entry, Value, NO_EXPIRE};
+use crate::db::{shard_of, CompactBytes, Db, Entry, Value, NO_EXPIRE, SHARDS};
 
 /// The RDB version written (Redis 7.0).
 pub const RDB_VERSION: u32 = 10;
@@ -165,12 +165,45 @@ pub struct LoadedAux {
     pub fields: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
-/// One database's keys as read from the file.
-#[derive(Debug, Default)]
+/// One database's keys as read from the file, already split by shard
+/// ([`crate::db::shard_of`]), so installing it moves maps instead of re-inserting keys.
+#[derive(Default)]
 pub struct LoadedDb {
     /// The database number from SELECTDB.
     pub index: usize,
-    pub entries: Vec<(CompactBytes, Entry)>,
+    /// `parts[shard]`.
+    pub parts: Vec<Db>,
+}
+
+impl LoadedDb {
+    fn new(index: usize) -> LoadedDb {
+        LoadedDb {
+            index,
+            parts: (0..SHARDS).map(|_| Db::default()).collect(),
+        }
+    }
+    /// Keys in this database.
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(|p| p.len()).sum()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Every key and entry (in shard order).
+    pub fn iter(&self) -> impl Iterator<Item = (&CompactBytes, &Entry)> {
+        self.parts.iter().flat_map(|p| p.map.iter())
+    }
+}
+
+impl fmt::Debug for LoadedDb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "LoadedDb {{ index: {}, keys: {} }}",
+            self.index,
+            self.len()
+        )
+    }
 }
 
 /// A dataset read from an RDB stream, not yet installed in the keyspace.
@@ -563,6 +596,34 @@ fn put_list(b: &mut Vec<u8>, l: &List) {
 /// Writes `snap` as an RDB version 10 file to `out`; returns the bytes written. The stream
 /// ends with the EOF opcode and the CRC-64 of everything before it.
 pub fn write_rdb<W: Write>(out: W, snap: &Snapshot, aux: &RdbAux) -> io::Result<u64> {
+    let dbs = snap.dbs.iter().enumerate().map(|(i, d)| {
+        (
+            i,
+            d.keys,
+            d.expires,
+            d.shards.iter().map(|m| &**m).collect::<Vec<_>>(),
+        )
+    });
+    write_impl(out, dbs, snap, aux)
+}
+
+/// [`write_rdb`] consuming the snapshot: each frozen map is released as soon as it is
+/// written, so the live map it was shared with needs no copy from then on (BGSAVE).
+pub fn write_rdb_owned<W: Write>(out: W, mut snap: Snapshot, aux: &RdbAux) -> io::Result<u64> {
+    let dbs: Vec<_> = std::mem::take(&mut snap.dbs)
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| (i, d.keys, d.expires, d.shards))
+        .collect();
+    write_impl(out, dbs.into_iter(), &snap, aux)
+}
+
+fn write_impl<W: Write, M: std::ops::Deref<Target = crate::db::KeyMap>>(
+    out: W,
+    dbs: impl Iterator<Item = (usize, usize, usize, Vec<M>)>,
+    snap: &Snapshot,
+    aux: &RdbAux,
+) -> io::Result<u64> {
     let mut o = Out {
         w: out,
         buf: Vec::with_capacity(WRITE_CHUNK * 2),
@@ -594,16 +655,16 @@ pub fn write_rdb<W: Write>(out: W, snap: &Snapshot, aux: &RdbAux) -> io::Result<
         "aof-base",
         if aux.aof_base { b"1" } else { b"0" },
     );
-    for (dbi, db) in snap.dbs.iter().enumerate() {
-        if db.keys == 0 {
+    for (dbi, keys, expires, maps) in dbs {
+        if keys == 0 {
             continue;
         }
         o.buf.push(OP_SELECTDB);
         put_len(&mut o.buf, dbi as u64);
         o.buf.push(OP_RESIZEDB);
-        put_len(&mut o.buf, db.keys as u64);
-        put_len(&mut o.buf, db.expires as u64);
-        for map in &db.shards {
+        put_len(&mut o.buf, keys as u64);
+        put_len(&mut o.buf, expires as u64);
+        for map in maps {
             for (k, e) in map.iter() {
                 if e.expire_at != NO_EXPIRE {
                     o.buf.push(OP_EXPIRETIME_MS);
@@ -615,6 +676,7 @@ pub fn write_rdb<W: Write>(out: W, snap: &Snapshot, aux: &RdbAux) -> io::Result<
                     std::thread::sleep(std::time::Duration::from_micros(snap.key_delay_us));
                 }
             }
+            // `map` is released here (for an owned snapshot: the live map is unshared).
         }
     }
     o.buf.push(OP_EOF);
@@ -1269,10 +1331,7 @@ pub fn load<R: Read>(r: R, source_name: &str) -> Result<Loaded, RdbError> {
                 cur = Some(match out.dbs.iter().position(|d| d.index == id) {
                     Some(i) => i,
                     None => {
-                        out.dbs.push(LoadedDb {
-                            index: id,
-                            entries: Vec::new(),
-                        });
+                        out.dbs.push(LoadedDb::new(id));
                         out.dbs.len() - 1
                     }
                 });
@@ -1282,8 +1341,11 @@ pub fn load<R: Read>(r: R, source_name: &str) -> Result<Loaded, RdbError> {
                 let n = inp.len("the RESIZEDB size")?;
                 inp.len("the RESIZEDB expires size")?;
                 if let Some(i) = cur {
-                    // A hint only: reserve no more than the remaining bytes could hold.
-                    out.dbs[i].entries.reserve((n as usize).min(1 << 20));
+                    // A hint only (and maybe corrupt): reserve a bounded amount.
+                    let per_part = (n.min(1 << 18) as usize) / SHARDS;
+                    for p in out.dbs[i].parts.iter_mut() {
+                        p.map_mut().reserve(per_part);
+                    }
                 }
                 continue;
             }
@@ -1361,19 +1423,21 @@ pub fn load<R: Read>(r: R, source_name: &str) -> Result<Loaded, RdbError> {
             Some(i) => i,
             None => {
                 // Keys before any SELECTDB belong to db 0 (very old files).
-                out.dbs.push(LoadedDb::default());
+                out.dbs.push(LoadedDb::new(0));
                 cur = Some(out.dbs.len() - 1);
                 out.dbs.len() - 1
             }
         };
-        out.dbs[i].entries.push((
-            key,
-            Entry {
-                value,
-                expire_at: e_at,
-                lru: 0,
-            },
-        ));
+        let part = &mut out.dbs[i].parts[shard_of(&key)];
+        let entry = Entry {
+            value,
+            expire_at: e_at,
+            lru: 0,
+        };
+        if let Some(old) = part.insert(key, entry) {
+            let _ = old;
+            return Err(inp.corrupt(at, "duplicate key in the same database"));
+        }
         out.keys += 1;
     }
     if version >= 5 {
@@ -1817,9 +1881,8 @@ mod tests {
         assert_eq!(loaded.dbs[1].index, 2);
         for (k, e) in snap.dbs[0].shards[0].iter() {
             let (_, got) = loaded.dbs[0]
-                .entries
                 .iter()
-                .find(|(lk, _)| lk == k)
+                .find(|(lk, _)| *lk == k)
                 .unwrap_or_else(|| panic!("missing {k:?}"));
             assert_eq!(got.expire_at, e.expire_at, "{k:?}");
             assert_eq!(got.value.value_type(), e.value.value_type(), "{k:?}");
@@ -1969,9 +2032,10 @@ mod tests {
         b.push(OP_EOF);
         b.extend_from_slice(&crc64(&b).to_le_bytes());
         let l = load(&b[..], "lzf").unwrap();
-        match &l.dbs[0].entries[0].1.value {
+        let (_, e) = l.dbs[0].iter().next().unwrap();
+        match &e.value {
             Value::Str(s) => assert_eq!(s.as_slice(), plain.as_bytes()),
             v => panic!("{v:?}"),
-        }
+        };
     }
 }

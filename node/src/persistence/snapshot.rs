@@ -178,6 +178,18 @@ static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 /// Writes `snap` to `path` safely: a temp file in the same directory, fsync, rename, fsync of
 /// the directory. On error the temp file is removed and `path` is untouched.
 pub fn write_file(snap: &Snapshot, aux: &RdbAux, path: &Path) -> io::Result<u64> {
+    write_file_with(path, |w| rdb::write_rdb(w, snap, aux))
+}
+
+/// [`write_file`] consuming the snapshot, releasing each frozen map once written (BGSAVE).
+pub fn write_file_owned(snap: Snapshot, aux: &RdbAux, path: &Path) -> io::Result<u64> {
+    write_file_with(path, |w| rdb::write_rdb_owned(w, snap, aux))
+}
+
+fn write_file_with(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> io::Result<u64>,
+) -> io::Result<u64> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -190,7 +202,7 @@ pub fn write_file(snap: &Snapshot, aux: &RdbAux, path: &Path) -> io::Result<u64>
     let result = (|| {
         let f = File::create(&tmp)?;
         let mut w = BufWriter::with_capacity(1 << 20, f);
-        let n = rdb::write_rdb(&mut w, snap, aux)?;
+        let n = write(&mut w)?;
         let f = w.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
         drop(f);
@@ -265,12 +277,13 @@ pub fn start_bgsave(srv: &Server, snap: Snapshot) -> Result<(), BgsaveRefused> {
         .name("tandem-bgsave".into())
         .spawn(move || {
             let started = Instant::now();
-            let r = write_file(&snap, &aux, &path);
+            let (keys, dirty) = (snap.keys(), snap.dirty);
+            let r = write_file_owned(snap, &aux, &path);
             let secs = started.elapsed().as_secs() as i64;
             match &r {
                 Ok(n) => {
-                    tracing::info!(path = %path.display(), bytes = n, keys = snap.keys(), secs = started.elapsed().as_secs_f64(), "Background saving terminated with success");
-                    st2.saved(snap.dirty);
+                    tracing::info!(path = %path.display(), bytes = n, keys, secs = started.elapsed().as_secs_f64(), "Background saving terminated with success");
+                    st2.saved(dirty);
                     st2.last_bgsave_ok.store(true, Ordering::Relaxed);
                 }
                 Err(e) => {
@@ -280,8 +293,6 @@ pub fn start_bgsave(srv: &Server, snap: Snapshot) -> Result<(), BgsaveRefused> {
             }
             st2.last_bgsave_time_sec.store(secs, Ordering::Relaxed);
             st2.save_keys_total.store(0, Ordering::Relaxed);
-            // Drop the frozen maps here, off the serving threads.
-            drop(snap);
             st2.bgsave_in_progress.store(false, Ordering::Release);
         });
     match spawned {

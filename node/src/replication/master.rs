@@ -169,7 +169,16 @@ pub fn cron(srv: &Server) {
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(10)
         .max(1);
-    if loops % period == 0 && !srv.is_replica() && srv.repl.replicas.count() > 0 {
+    // CONFIG SET repl-backlog-size applies to the live backlog.
+    let size = srv.config.load().repl_backlog_size.0 as usize;
+    srv.feed.with_state(|st| {
+        if let Some(b) = st.backlog.as_mut() {
+            if b.capacity() != size {
+                b.resize(size);
+            }
+        }
+    });
+    if loops.is_multiple_of(period) && !srv.is_replica() && srv.repl.replicas.count() > 0 {
         srv.feed.append_meta(&[b"PING"]);
     }
 }
@@ -177,7 +186,7 @@ pub fn cron(srv: &Server) {
 /// REPLCONF <option> <value> ...: `Some(reply)`, or `None` for `ack`/`getack`, which reply
 /// nothing. `ack` from a connection that is not a replica is ignored, as in Redis.
 pub fn replconf(srv: &Server, conf: &mut ReplicaConf, args: &[Bytes]) -> Option<Reply> {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Some(Reply::error(args::ERR_SYNTAX));
     }
     for pair in args[1..].chunks(2) {
@@ -211,11 +220,7 @@ pub fn replconf(srv: &Server, conf: &mut ReplicaConf, args: &[Bytes]) -> Option<
         } else if args::is(opt, "rdb-only") {
             match args::int(val) {
                 Ok(0 | 1) => {}
-                Ok(_) => {
-                    return Some(Reply::error(
-                        "ERR value is out of range, must be positive",
-                    ))
-                }
+                Ok(_) => return Some(Reply::error("ERR value is out of range, must be positive")),
                 Err(e) => return Some(e),
             }
         } else {
@@ -392,6 +397,16 @@ struct Sender<'a> {
 }
 
 impl Sender<'_> {
+    /// Writes all of `data`, giving up after `repl-timeout` (a replica that stopped reading).
+    async fn write_timed(&mut self, data: &[u8]) -> Result<(), &'static str> {
+        let timeout = Duration::from_secs(self.srv.config.load().repl_timeout.max(1));
+        match tokio::time::timeout(timeout, self.stream.write_all(data)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err("write error"),
+            Err(_) => Err("timeout writing to the replica"),
+        }
+    }
+
     /// Moves stream bytes from the backlog into `pending` (bounded).
     fn pull(&mut self) -> Result<(), &'static str> {
         if self.srv.feed.offset() < self.next {
@@ -597,15 +612,12 @@ impl Sender<'_> {
         let mark = tandem_protocol::types::random_hex_id();
         self.info.set_state(ReplicaState::SendBulk);
         let head = format!("$EOF:{mark}\r\n");
-        self.stream
-            .write_all(head.as_bytes())
-            .await
-            .map_err(|_| "write error")?;
+        self.write_timed(head.as_bytes()).await?;
         loop {
             tokio::select! {
                 c = rx.recv() => match c {
                     Some(chunk) => {
-                        self.stream.write_all(&chunk).await.map_err(|_| "write error")?;
+                        self.write_timed(&chunk).await?;
                         self.drain_stream()?;
                     }
                     None => break,
@@ -617,10 +629,7 @@ impl Sender<'_> {
             Ok(Ok(_)) => {}
             _ => return Err("snapshot failed"),
         }
-        self.stream
-            .write_all(mark.as_bytes())
-            .await
-            .map_err(|_| "write error")?;
+        self.write_timed(mark.as_bytes()).await?;
         Ok(())
     }
 
@@ -639,7 +648,7 @@ impl Sender<'_> {
                 },
                 _ = tick.tick() => {
                     // Keepalive for a replica waiting on the snapshot.
-                    self.stream.write_all(b"\n").await.map_err(|_| "write error")?;
+                    self.write_timed(b"\n").await?;
                 }
                 _ = self.offset_rx.changed() => self.drain_stream()?,
             }
@@ -648,20 +657,17 @@ impl Sender<'_> {
         let mut f = tokio::fs::File::open(tmp)
             .await
             .map_err(|_| "cannot read the snapshot")?;
-        self.stream
-            .write_all(format!("${len}\r\n").as_bytes())
-            .await
-            .map_err(|_| "write error")?;
+        self.write_timed(format!("${len}\r\n").as_bytes()).await?;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let n = f.read(&mut buf).await.map_err(|_| "cannot read the snapshot")?;
+            let n = f
+                .read(&mut buf)
+                .await
+                .map_err(|_| "cannot read the snapshot")?;
             if n == 0 {
                 break;
             }
-            self.stream
-                .write_all(&buf[..n])
-                .await
-                .map_err(|_| "write error")?;
+            self.write_timed(&buf[..n]).await?;
             self.drain_stream()?;
         }
         Ok(())

@@ -155,8 +155,8 @@ impl Replication {
     /// Recomputes whether sessions must run the replication checks.
     pub fn refresh_guards(&self, srv: &Server) {
         let cfg = srv.config.load();
-        let on = srv.is_replica()
-            || (cfg.min_replicas_to_write > 0 && cfg.min_replicas_max_lag > 0);
+        let on =
+            srv.is_replica() || (cfg.min_replicas_to_write > 0 && cfg.min_replicas_max_lag > 0);
         self.guards.store(on, Ordering::Relaxed);
     }
 

@@ -51,7 +51,10 @@ pub fn install(srv: &Server, loaded: Loaded, at_install: impl FnOnce()) -> Resul
     at_install();
     drop(refs);
     drop(guards);
-    tracing::info!(keys = stats.keys_loaded, "MASTER <-> REPLICA sync: dataset installed");
+    tracing::info!(
+        keys = stats.keys_loaded,
+        "MASTER <-> REPLICA sync: dataset installed"
+    );
     Ok(())
 }
 

@@ -352,7 +352,9 @@ async fn session(
     let mut expect = Vec::new();
     if let Some(pass) = cfg.masterauth.as_deref().filter(|p| !p.is_empty()) {
         match cfg.masteruser.as_deref().filter(|u| !u.is_empty()) {
-            Some(u) => out.extend_from_slice(&super::encode(&[b"AUTH", u.as_bytes(), pass.as_bytes()])),
+            Some(u) => {
+                out.extend_from_slice(&super::encode(&[b"AUTH", u.as_bytes(), pass.as_bytes()]))
+            }
             None => out.extend_from_slice(&super::encode(&[b"AUTH", pass.as_bytes()])),
         }
         expect.push("AUTH");
@@ -362,14 +364,22 @@ async fn session(
         .map(|p| p as u64)
         .unwrap_or_else(|| srv.port.load(Ordering::Relaxed))
         .to_string();
-    out.extend_from_slice(&super::encode(&[b"REPLCONF", b"listening-port", lport.as_bytes()]));
+    out.extend_from_slice(&super::encode(&[
+        b"REPLCONF",
+        b"listening-port",
+        lport.as_bytes(),
+    ]));
     expect.push("REPLCONF listening-port");
     if let Some(ip) = cfg.replica_announce_ip.as_deref().filter(|s| !s.is_empty()) {
         out.extend_from_slice(&super::encode(&[b"REPLCONF", b"ip-address", ip.as_bytes()]));
         expect.push("REPLCONF ip-address");
     }
     out.extend_from_slice(&super::encode(&[
-        b"REPLCONF", b"capa", b"eof", b"capa", b"psync2",
+        b"REPLCONF",
+        b"capa",
+        b"eof",
+        b"capa",
+        b"psync2",
     ]));
     expect.push("REPLCONF capa");
     c.send(&out).await?;
@@ -388,14 +398,20 @@ async fn session(
     } else {
         ("?".to_string(), "-1".to_string())
     };
-    c.send(&super::encode(&[b"PSYNC", ask_id.as_bytes(), ask_off.as_bytes()]))
-        .await?;
+    c.send(&super::encode(&[
+        b"PSYNC",
+        ask_id.as_bytes(),
+        ask_off.as_bytes(),
+    ]))
+    .await?;
     let reply = c.line_skip_empty().await?;
     let mut applier;
     if let Some(rest) = reply.strip_prefix("+FULLRESYNC") {
         let mut parts = rest.split_whitespace();
-        let (Some(id), Some(off)) = (parts.next(), parts.next().and_then(|o| o.parse::<u64>().ok()))
-        else {
+        let (Some(id), Some(off)) = (
+            parts.next(),
+            parts.next().and_then(|o| o.parse::<u64>().ok()),
+        ) else {
             return Err(format!("bad FULLRESYNC reply: {reply}"));
         };
         link.cached.store(false, Ordering::Relaxed);
@@ -439,7 +455,8 @@ async fn session(
     }
     link.cached.store(true, Ordering::Relaxed);
     link.set_state(LinkState::Connected);
-    link.last_io.store(super::master::unix_secs(), Ordering::Relaxed);
+    link.last_io
+        .store(super::master::unix_secs(), Ordering::Relaxed);
     link.applied_off.store(applier.reploff, Ordering::Relaxed);
     *was_up = true;
     tracing::info!(master = %format!("{host}:{port}"), "MASTER <-> REPLICA sync: master link is up");
@@ -494,7 +511,10 @@ async fn full_sync(
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    tracing::info!(bytes = link.transfer_read.load(Ordering::Relaxed), "MASTER <-> REPLICA sync: payload received, loading");
+    tracing::info!(
+        bytes = link.transfer_read.load(Ordering::Relaxed),
+        "MASTER <-> REPLICA sync: payload received, loading"
+    );
     let path = tmp.clone();
     let loaded = tokio::task::spawn_blocking(move || {
         let f = std::fs::File::open(&path).map_err(|e| format!("cannot open payload: {e}"))?;
@@ -530,6 +550,7 @@ async fn full_sync(
     link.read_off.store(offset, Ordering::Relaxed);
     link.applied_off.store(offset, Ordering::Relaxed);
     tracing::info!(%replid, offset, "MASTER <-> REPLICA sync: finished with success");
+    crate::persistence::aof::restart_after_sync(srv);
     Ok(stream_db)
 }
 
@@ -637,6 +658,9 @@ async fn stream_loop(srv: &Arc<Server>, c: &mut Conn, a: &mut Applier) -> LinkRe
     }
 }
 
+/// A command of a MULTI from the master, waiting for EXEC.
+type Queued = (&'static CommandSpec, Vec<Bytes>);
+
 /// Applies the master's commands and relays them.
 struct Applier {
     /// Offset of the last byte applied.
@@ -644,7 +668,7 @@ struct Applier {
     /// The stream's selected database.
     db: usize,
     /// A MULTI from the master: (spec, args) queued, and the raw bytes since MULTI.
-    multi: Option<(Vec<(&'static CommandSpec, Vec<Bytes>)>, BytesMut)>,
+    multi: Option<(Vec<Queued>, BytesMut)>,
 }
 
 impl Applier {
@@ -693,7 +717,7 @@ impl Applier {
             bytes.extend_from_slice(&raw);
             match spec.cmd {
                 Cmd::Exec => {
-                    let queue = std::mem::take(queue);
+                    let queue: Vec<Queued> = std::mem::take(queue);
                     let bytes = std::mem::take(bytes);
                     self.multi = None;
                     self.exec(srv, queue, &bytes);
@@ -733,7 +757,7 @@ impl Applier {
 
     /// Runs commands atomically under the locks of all their keys, keys never expiring,
     /// and counts/relays their bytes (`raw`) before releasing the locks.
-    fn exec(&mut self, srv: &Server, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>, raw: &[u8]) {
+    fn exec(&mut self, srv: &Server, cmds: Vec<Queued>, raw: &[u8]) {
         let all = cmds
             .iter()
             .any(|(s, _)| s.has(Flags::KEYSPACE) || s.cmd == Cmd::Select);
@@ -825,7 +849,11 @@ fn parse_command(buf: &[u8]) -> Result<Option<(usize, Ranges)>, String> {
 
 /// A decimal length ending in CRLF starting at `at`: (value, position after CRLF).
 fn parse_len(buf: &[u8], at: usize) -> Result<Option<(i64, usize)>, String> {
-    let Some(rel) = buf[at.min(buf.len())..].iter().take(24).position(|&b| b == b'\r') else {
+    let Some(rel) = buf[at.min(buf.len())..]
+        .iter()
+        .take(24)
+        .position(|&b| b == b'\r')
+    else {
         if buf.len().saturating_sub(at) > 22 {
             return Err("protocol error in the master's stream: length too long".into());
         }

@@ -330,9 +330,7 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Ok(Reply::Ok)
         }
         ("reload", _) => crate::persistence::debug_reload(ctx, &args[2..]),
-        ("loadaof", _) => Err(Reply::error(
-            "ERR DEBUG LOADAOF needs the append-only file, which is not available yet in this build of tandem",
-        )),
+        ("loadaof", _) => crate::persistence::aof::debug_loadaof(ctx),
         ("sleep", 3) => {
             // Outside MULTI the session sleeps without blocking; inside EXEC this blocks
             // the server for the duration, as DEBUG SLEEP does in Redis.

@@ -562,7 +562,12 @@ fn stats(srv: &Server, out: &mut String) {
     );
     field!(out, "sync_full", "{}", ld(&srv.repl.sync_full));
     field!(out, "sync_partial_ok", "{}", ld(&srv.repl.sync_partial_ok));
-    field!(out, "sync_partial_err", "{}", ld(&srv.repl.sync_partial_err));
+    field!(
+        out,
+        "sync_partial_err",
+        "{}",
+        ld(&srv.repl.sync_partial_err)
+    );
     field!(out, "expired_keys", "{}", ld(&st.expired_keys));
     field!(out, "expired_stale_perc", "0.00");
     field!(out, "expired_time_cap_reached_count", "0");

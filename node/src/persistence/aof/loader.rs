@@ -184,15 +184,21 @@ fn shown(line: &[u8]) -> String {
     format!("{:?}", String::from_utf8_lossy(&t).trim_end())
 }
 
-/// Loads one file: an RDB preamble first if the file starts with `REDIS` (handed to
-/// `rdb`, which returns where the RDB ended, `None` for "at the end of the file"), then
-/// commands, each given to `apply` (MULTI blocks are applied only once their EXEC is read).
-pub fn load_file(
-    path: &Path,
-    rdb: &mut dyn FnMut(&mut File) -> Result<Option<u64>, String>,
-    apply: &mut dyn FnMut(Vec<Bytes>) -> Result<(), ApplyError>,
-    known: &dyn Fn(&[Bytes]) -> Result<(), ApplyError>,
-) -> Result<(Outcome, u64), LoadError> {
+/// Where a file's contents go (the keyspace, through the command path).
+pub trait Replay {
+    /// An RDB preamble at the start of `file` (the whole file is given): returns where the
+    /// RDB ended (`None`: at the end of the file).
+    fn rdb(&mut self, file: &mut File, path: &Path) -> Result<Option<u64>, String>;
+    /// One command, in order.
+    fn apply(&mut self, args: Vec<Bytes>) -> Result<(), ApplyError>;
+    /// Checks a command queued inside MULTI (it runs only once EXEC is read).
+    fn known(&self, args: &[Bytes]) -> Result<(), ApplyError>;
+}
+
+/// Loads one file: an RDB preamble first if the file starts with `REDIS`, then commands,
+/// each given to the replay (MULTI blocks are applied only once their EXEC is read).
+/// Returns how the file ended and the number of commands read.
+pub fn load_file(path: &Path, to: &mut dyn Replay) -> Result<(Outcome, u64), LoadError> {
     let io_err = |source| LoadError::Io {
         file: path.to_path_buf(),
         source,
@@ -215,7 +221,7 @@ pub fn load_file(
     f.seek(SeekFrom::Start(0)).map_err(io_err)?;
     let mut start = 0;
     if is_rdb {
-        match rdb(&mut f).map_err(|message| LoadError::Rdb {
+        match to.rdb(&mut f, path).map_err(|message| LoadError::Rdb {
             file: path.to_path_buf(),
             message,
         })? {
@@ -256,11 +262,11 @@ pub fn load_file(
                         .take()
                         .into_iter()
                         .flatten()
-                        .try_for_each(&mut *apply)
+                        .try_for_each(|c| to.apply(c))
                 } else if let Some(q) = queued.as_mut() {
-                    known(&args).map(|()| q.push(args))
+                    to.known(&args).map(|()| q.push(args))
                 } else {
-                    apply(args)
+                    to.apply(args)
                 };
                 match r {
                     Ok(()) => {}
@@ -308,28 +314,38 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn run(bytes: &[u8]) -> (Result<(Outcome, u64), LoadError>, Vec<Vec<String>>) {
+    struct Collect(Vec<Vec<String>>);
+
+    impl Replay for Collect {
+        fn rdb(&mut self, _: &mut File, _: &Path) -> Result<Option<u64>, String> {
+            Ok(None)
+        }
+        fn apply(&mut self, args: Vec<Bytes>) -> Result<(), ApplyError> {
+            self.known(&args)?;
+            self.0.push(
+                args.iter()
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect(),
+            );
+            Ok(())
+        }
+        fn known(&self, args: &[Bytes]) -> Result<(), ApplyError> {
+            if args[0].eq_ignore_ascii_case(b"bogus") {
+                return Err(ApplyError::Unknown("bogus".into()));
+            }
+            Ok(())
+        }
+    }
+
+    type Run = (Result<(Outcome, u64), LoadError>, Vec<Vec<String>>);
+
+    fn run(bytes: &[u8]) -> Run {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f.aof");
         std::fs::File::create(&p).unwrap().write_all(bytes).unwrap();
-        let mut got = Vec::new();
-        let r = load_file(
-            &p,
-            &mut |_| Ok(None),
-            &mut |args| {
-                if args[0].eq_ignore_ascii_case(b"bogus") {
-                    return Err(ApplyError::Unknown("bogus".into()));
-                }
-                got.push(
-                    args.iter()
-                        .map(|a| String::from_utf8_lossy(a).into_owned())
-                        .collect(),
-                );
-                Ok(())
-            },
-            &|_| Ok(()),
-        );
-        (r, got)
+        let mut c = Collect(Vec::new());
+        let r = load_file(&p, &mut c);
+        (r, c.0)
     }
 
     const SET: &[u8] = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n";
