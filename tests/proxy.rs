@@ -2,8 +2,8 @@
 //! Redis Sentinel, and clients (redis-rs, redis-cli, redis-py, redis-benchmark) talking to
 //! the proxy. Where a request went is checked on each node with INFO commandstats.
 //!
-//! Every scenario takes the backend kind as a parameter; the Tandem variants wait for
-//! replication and the sentinel (issues 4 and 5).
+//! Every scenario takes the backend kind as a parameter: redis-server with Redis Sentinel,
+//! and `tandem node` with `tandem sentinel`.
 
 mod common;
 
@@ -260,7 +260,6 @@ fn reads_on_replicas_writes_on_master_redis() {
 }
 
 #[test]
-#[ignore = "needs issue 4/5"]
 fn reads_on_replicas_writes_on_master_tandem() {
     reads_on_replicas_writes_on_master(Backend::Tandem);
 }
@@ -354,7 +353,6 @@ fn lagging_replica_stops_getting_reads_redis() {
 }
 
 #[test]
-#[ignore = "needs issue 4/5"]
 fn lagging_replica_stops_getting_reads_tandem() {
     lagging_replica_stops_getting_reads(Backend::Tandem);
 }
@@ -448,7 +446,6 @@ fn read_your_writes_under_load_redis() {
 }
 
 #[test]
-#[ignore = "needs issue 4/5"]
 fn read_your_writes_under_load_tandem() {
     read_your_writes_under_load(Backend::Tandem);
 }
@@ -459,6 +456,36 @@ fn sentinel_conf() -> [&'static str; 3] {
         "sentinel failover-timeout mymaster 4000",
         "sentinel parallel-syncs mymaster 2",
     ]
+}
+
+/// A sentinel of `kind` monitoring `mymaster` at `master` (quorum 2), with its state dir.
+fn sentinel(kind: Backend, master: u16) -> (Proc, Option<tempfile::TempDir>) {
+    match kind {
+        Backend::Redis => (
+            Proc::redis_sentinel("mymaster", master, 2, &sentinel_conf()),
+            None,
+        ),
+        Backend::Tandem => {
+            let state = tempfile::tempdir().expect("tempdir");
+            let m = master.to_string();
+            let p = Proc::sentinel(
+                free_port(),
+                state.path(),
+                &[
+                    "--monitor",
+                    "mymaster",
+                    "127.0.0.1",
+                    &m,
+                    "2",
+                    "--down-after-ms",
+                    "1000",
+                    "--failover-timeout-ms",
+                    "4000",
+                ],
+            );
+            (p, Some(state))
+        }
+    }
 }
 
 fn sentinel_master(s: &Proc) -> Option<u16> {
@@ -475,9 +502,7 @@ fn failover_followed_under_load(kind: Backend, concern: &str) {
     let r2 = replica(kind, m.port);
     wait_synced(r1.port);
     wait_synced(r2.port);
-    let sentinels: Vec<Proc> = (0..3)
-        .map(|_| Proc::redis_sentinel("mymaster", m.port, 2, &sentinel_conf()))
-        .collect();
+    let (sentinels, _state): (Vec<Proc>, Vec<_>) = (0..3).map(|_| sentinel(kind, m.port)).unzip();
     let list = sentinels
         .iter()
         .map(|s| s.addr())
@@ -617,7 +642,6 @@ fn failover_replicated_write_concern_loses_nothing_redis() {
 }
 
 #[test]
-#[ignore = "needs issue 4/5"]
 fn failover_followed_under_load_tandem() {
     failover_followed_under_load(Backend::Tandem, "master");
 }
@@ -670,7 +694,6 @@ fn sighup_switches_read_policy_redis() {
 }
 
 #[test]
-#[ignore = "needs issue 4/5"]
 fn sighup_switches_read_policy_tandem() {
     sighup_switches_read_policy(Backend::Tandem);
 }

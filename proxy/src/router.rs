@@ -201,10 +201,11 @@ pub fn replica_fit(policy: ReadPolicy, limits: LagLimits, r: &ReplicaHealth) -> 
         ReadPolicy::Master => false,
         // Availability first: any reachable replica.
         ReadPolicy::Replicas => r.reachable,
-        // Freshness first: up, attached, and within the lag limits.
+        // Freshness first: up, attached (or holding everything the master was last seen
+        // with, e.g. while the master is down), and within the lag limits.
         ReadPolicy::LagAware => {
             r.reachable
-                && r.link_up
+                && (r.link_up || r.lag_bytes == Some(0))
                 && r.lag_ms.is_some_and(|l| l <= limits.max_lag_ms)
                 && limits
                     .max_lag_bytes
@@ -417,6 +418,11 @@ mod tests {
     fn lag_aware_skips_lagging_and_down_replicas() {
         let mut down = healthy(10, 0);
         down.link_up = false;
+        down.lag_bytes = Some(10);
+        // A replica whose link is down but that has all the master had is still fresh.
+        let mut orphan = healthy(10, 0);
+        orphan.link_up = false;
+        assert!(replica_fit(ReadPolicy::LagAware, LIMITS, &orphan));
         let r = [healthy(10, 900), down, healthy(10, 20)];
         assert_eq!(
             route_read(ReadPolicy::LagAware, LIMITS, Ryw::Free, &r, |_| 0, 0),
