@@ -302,9 +302,19 @@ fn every_type_survives_kill_and_restart() {
 
 #[test]
 fn acknowledged_writes_survive_kill_9_with_appendfsync_always() {
+    acknowledged_writes_survive_kill_9("always");
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9_with_appendfsync_everysec() {
+    // The process dies, not the machine: what was written before the reply is in the file.
+    acknowledged_writes_survive_kill_9("everysec");
+}
+
+fn acknowledged_writes_survive_kill_9(policy: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let cfg = "appendonly = true\nappendfsync = \"always\"\n";
+    let cfg = &format!("appendonly = true\nappendfsync = \"{policy}\"\n");
     let mut n = node_in(dir, cfg, &[]);
     let stop = Arc::new(AtomicBool::new(false));
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -365,7 +375,7 @@ fn acknowledged_writes_survive_kill_9_with_appendfsync_always() {
         }
     }
     eprintln!(
-        "appendfsync always + kill -9: {} acknowledged writes, {} missing after restart",
+        "appendfsync {policy} + kill -9: {} acknowledged writes, {} missing after restart",
         acked.len(),
         missing.len()
     );
@@ -738,4 +748,29 @@ fn debug_loadaof_reloads_the_dataset_from_the_aof() {
     assert!(ttl > 90 && ttl <= 100, "{ttl}");
     // Reloading appends nothing.
     assert_eq!(std::fs::metadata(&incr).unwrap().len(), len);
+}
+
+#[test]
+fn an_old_style_aof_with_an_rdb_preamble_and_a_tail_loads() {
+    let src = tempfile::tempdir().unwrap();
+    let n = node_in(src.path(), "", &[]);
+    let mut c = n.conn();
+    let _: () = q(&mut c, &["SET", "from-rdb", "1"]);
+    let _: i64 = q(&mut c, &["RPUSH", "list", "a", "b"]);
+    let _: () = q(&mut c, &["SAVE"]);
+    drop(n);
+    let mut aof = std::fs::read(src.path().join("dump.rdb")).unwrap();
+    aof.extend_from_slice(b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n");
+    aof.extend_from_slice(b"*3\r\n$5\r\nRPUSH\r\n$4\r\nlist\r\n$1\r\nc\r\n");
+    aof.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$8\r\nfrom-aof\r\n$1\r\n2\r\n");
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("appendonly.aof"), &aof).unwrap();
+    let n = node_in(tmp.path(), AOF, &[]);
+    let mut c = n.conn();
+    assert_eq!(q::<String>(&mut c, &["GET", "from-rdb"]), "1");
+    assert_eq!(q::<String>(&mut c, &["GET", "from-aof"]), "2");
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["LRANGE", "list", "0", "-1"]),
+        vec!["a", "b", "c"]
+    );
 }

@@ -165,6 +165,17 @@ impl Events {
         }
     }
 
+    /// Whether an event named `name` with exactly this text arrives within `timeout`.
+    fn saw(&self, name: &str, pred: impl Fn(&str) -> bool, timeout: Duration) -> bool {
+        eventually(timeout, || {
+            self.log
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(n, t)| n == name && pred(t))
+        })
+    }
+
     fn names(&self) -> Vec<String> {
         self.log
             .lock()
@@ -357,7 +368,11 @@ fn run_redis_py(new_master: u16, sentinels: &[u16]) {
 /// sentinel remembers the new master.
 fn failover_end_to_end(kind: Data) {
     let mut c = Cluster::start(kind);
-    let events = Events::subscribe(c.sentinel_ports[0]);
+    let events: Vec<Events> = c
+        .sentinel_ports
+        .iter()
+        .map(|&p| Events::subscribe(p))
+        .collect();
     let old = c.master;
     let _: () = query(old, &["SET", "before", "1"]).expect("write to the master");
     for n in &c.nodes[1..] {
@@ -383,25 +398,23 @@ fn failover_end_to_end(kind: Data) {
         .unwrap();
     c.wait_replica_of(other, new);
 
-    // Events, with Redis's formats.
-    let sdown = events.wait("+sdown", DEADLINE).expect("+sdown");
-    assert_eq!(sdown, format!("master {NAME} 127.0.0.1 {old}"));
-    let odown = events.wait("+odown", DEADLINE).expect("+odown");
-    assert!(
-        odown.starts_with(&format!("master {NAME} 127.0.0.1 {old} #quorum ")),
-        "{odown}"
-    );
-    assert!(events.wait("+new-epoch", DEADLINE).is_some());
-    let switch = events
-        .wait("+switch-master", DEADLINE)
-        .expect("+switch-master");
-    assert_eq!(switch, format!("{NAME} 127.0.0.1 {old} 127.0.0.1 {new}"));
-    let vote = events
-        .wait("+vote-for-leader", DEADLINE)
-        .expect("+vote-for-leader");
-    let (leader, epoch) = vote.split_once(' ').expect("runid epoch");
-    assert_eq!(leader.len(), 40);
-    assert_eq!(epoch, "1");
+    // Events, with Redis's formats (a loaded machine may let a peer finish the failover
+    // before some sentinel reaches ODOWN itself: any of the three counts).
+    let master_desc = format!("master {NAME} 127.0.0.1 {old}");
+    let any = |name: &str, pred: &dyn Fn(&str) -> bool| {
+        events
+            .iter()
+            .any(|e| e.saw(name, pred, Duration::from_millis(100)))
+    };
+    assert!(eventually(DEADLINE, || any("+sdown", &|t| t == master_desc)));
+    assert!(eventually(DEADLINE, || any("+odown", &|t| t
+        .starts_with(&format!("{master_desc} #quorum ")))));
+    let switch = format!("{NAME} 127.0.0.1 {old} 127.0.0.1 {new}");
+    assert!(eventually(DEADLINE, || any("+switch-master", &|t| t == switch)));
+    assert!(any("+new-epoch", &|t| t.parse::<u64>().is_ok()));
+    assert!(any("+vote-for-leader", &|t| t.split_once(' ').is_some_and(
+        |(id, epoch)| id.len() == 40 && epoch.parse::<u64>().is_ok()
+    )));
 
     // redis-py's Sentinel client finds the new master (RESP3 and RESP2).
     run_redis_py(new, &c.sentinel_ports);
@@ -430,7 +443,6 @@ fn failover_end_to_end_redis_nodes() {
 }
 
 #[test]
-#[ignore = "needs replication (issue 4)"]
 fn failover_end_to_end_tandem_nodes() {
     failover_end_to_end(Data::Tandem);
 }
@@ -494,7 +506,6 @@ fn forced_failover_redis_nodes() {
 }
 
 #[test]
-#[ignore = "needs replication (issue 4)"]
 fn forced_failover_tandem_nodes() {
     forced_failover(Data::Tandem);
 }
@@ -549,7 +560,6 @@ fn no_failover_without_majority_redis_nodes() {
 }
 
 #[test]
-#[ignore = "needs replication (issue 4)"]
 fn no_failover_without_majority_tandem_nodes() {
     no_failover_without_majority(Data::Tandem);
 }
@@ -599,7 +609,6 @@ fn leader_crash_after_promotion_redis_nodes() {
 }
 
 #[test]
-#[ignore = "needs replication (issue 4)"]
 fn leader_crash_after_promotion_tandem_nodes() {
     leader_crash_mid_failover(Data::Tandem, "crash-after-promotion");
 }

@@ -149,7 +149,8 @@ impl Feed {
     }
 
     /// Appends a command that applies to no database (`PING`, `REPLCONF GETACK *`): no
-    /// `SELECT` is emitted and the stream's database is unchanged.
+    /// `SELECT` is emitted and the stream's database is unchanged. Replicas only: as in
+    /// Redis, these never go to the AOF.
     pub fn append_meta(&self, args: &[&[u8]]) -> u64 {
         if !self.is_active() {
             return self.offset();
@@ -157,7 +158,10 @@ impl Feed {
         let mut out = BytesMut::with_capacity(32);
         encode_command(args, &mut out);
         let mut st = self.state.lock();
-        self.write(&mut st, &out)
+        let aof = st.aof.take();
+        let r = self.write(&mut st, &out);
+        st.aof = aof;
+        r
     }
 
     /// Switches between master (local changes appended) and replica (relay only).

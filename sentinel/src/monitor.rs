@@ -500,11 +500,34 @@ async fn run_job(c: &mut Client, job: &Job) -> Result<Reply, ClientError> {
             c.queue(&["CLIENT", "KILL", "TYPE", "pubsub"]);
             c.queue(&["EXEC"]);
             c.flush().await?;
-            let mut last = Reply::Nil;
+            let mut replies = Vec::with_capacity(6);
             for _ in 0..6 {
-                last = c.read_reply_timeout(JOB_TIMEOUT).await?;
+                replies.push(c.read_reply_timeout(JOB_TIMEOUT).await?);
             }
-            return Ok(last);
+            // A server that refuses SLAVEOF inside MULTI (EXECABORT, or an error in EXEC's
+            // place for it) gets the same commands without the transaction.
+            let refused = replies[1].is_error()
+                || match &replies[5] {
+                    Reply::Array(items) => items.first().is_none_or(Reply::is_error),
+                    other => other.is_error(),
+                };
+            if !refused {
+                return Ok(replies.pop().unwrap_or(Reply::Nil));
+            }
+            tracing::info!(target = %c.peer(), "SLAVEOF refused inside MULTI: sending it alone");
+            match to {
+                Some(a) => c.queue(&["SLAVEOF", a.host.as_str(), a.port.to_string().as_str()]),
+                None => c.queue(&["SLAVEOF", "NO", "ONE"]),
+            }
+            c.queue(&["CONFIG", "REWRITE"]);
+            c.queue(&["CLIENT", "KILL", "TYPE", "normal"]);
+            c.queue(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+            c.flush().await?;
+            let first = c.read_reply_timeout(JOB_TIMEOUT).await?;
+            for _ in 0..3 {
+                c.read_reply_timeout(JOB_TIMEOUT).await?;
+            }
+            return Ok(first);
         }
     }
     c.flush().await?;

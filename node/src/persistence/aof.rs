@@ -60,8 +60,8 @@ pub enum Mode {
 pub struct Aof {
     progress: Arc<Progress>,
     inner: Mutex<Inner>,
-    /// The writer thread, for kicks from sessions (no other lock on that path).
-    kick: Mutex<Option<std::thread::Thread>>,
+    /// The writer, for sessions hurrying it (no other lock on that path).
+    kick: Mutex<Option<writer::Handle>>,
     srv: OnceLock<Weak<Server>>,
     /// Bumped under the feed lock whenever the AOF is turned off or on: a rewrite started
     /// under an older generation attaches and switches nothing.
@@ -146,13 +146,22 @@ impl Aof {
     /// Waits until the AOF covers stream position `mark` (asking the writer to write now).
     pub async fn wait_acked(&self, mark: u64) {
         self.progress
-            .wait(mark, || self.kick_writer(), || false)
+            .wait(mark, || self.hurry_writer(), || false)
             .await
     }
 
+    /// Wakes the writer thread.
     fn kick_writer(&self) {
-        if let Some(t) = self.kick.lock().as_ref() {
-            t.unpark();
+        if let Some(h) = self.kick.lock().as_ref() {
+            h.thread.unpark();
+        }
+    }
+
+    /// Gets the stream written now: inline when possible, else by the writer thread.
+    fn hurry_writer(&self) {
+        let h = self.kick.lock().clone();
+        if let Some(h) = h {
+            h.hurry();
         }
     }
 
@@ -161,7 +170,7 @@ impl Aof {
     }
 
     fn set_writer(&self, inner: &mut Inner, w: Option<Writer>) {
-        *self.kick.lock() = w.as_ref().map(|w| w.thread().clone());
+        *self.kick.lock() = w.as_ref().map(Writer::handle);
         if let Some(old) = std::mem::replace(&mut inner.writer, w) {
             old.stop();
         }
@@ -549,6 +558,18 @@ pub fn disable(srv: &Server) {
     inner.mode = Mode::Off;
     info(srv).rewrite_scheduled.store(false, Ordering::Relaxed);
     tracing::info!("AOF turned off");
+}
+
+/// After a full sync replaced the dataset, a replica's AOF must start over from it: off,
+/// then on again (a rewrite of the new dataset), as Redis's `restartAOFAfterSYNC`.
+pub fn restart_after_sync(srv: &Server) {
+    if srv.aof.mode() == Mode::Off {
+        return;
+    }
+    disable(srv);
+    if let Err(e) = enable(srv) {
+        tracing::warn!(error = %e, "Failed enabling the AOF after successful master synchronization!");
+    }
 }
 
 fn read_manifest(dir: &Path, name: &str) -> Result<Manifest, String> {

@@ -550,6 +550,7 @@ async fn full_sync(
     link.read_off.store(offset, Ordering::Relaxed);
     link.applied_off.store(offset, Ordering::Relaxed);
     tracing::info!(%replid, offset, "MASTER <-> REPLICA sync: finished with success");
+    crate::persistence::aof::restart_after_sync(srv);
     Ok(stream_db)
 }
 

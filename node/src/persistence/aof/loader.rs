@@ -337,8 +337,9 @@ mod tests {
         }
     }
 
-    #[allow(clippy::type_complexity)]
-    fn run(bytes: &[u8]) -> (Result<(Outcome, u64), LoadError>, Vec<Vec<String>>) {
+    type Run = (Result<(Outcome, u64), LoadError>, Vec<Vec<String>>);
+
+    fn run(bytes: &[u8]) -> Run {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f.aof");
         std::fs::File::create(&p).unwrap().write_all(bytes).unwrap();

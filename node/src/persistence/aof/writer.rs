@@ -105,8 +105,32 @@ pub struct Shared {
 /// A running writer.
 pub struct Writer {
     shared: Arc<Shared>,
+    core: Arc<Mutex<Core>>,
     thread: Option<JoinHandle<()>>,
     handle: std::thread::Thread,
+}
+
+/// What a session needs to hurry the writer: wake its thread, or write inline.
+#[derive(Clone)]
+pub struct Handle {
+    pub thread: std::thread::Thread,
+    pub core: Arc<Mutex<Core>>,
+}
+
+impl Handle {
+    /// With `everysec`/`no`, a session whose reply waits does the write itself when no one
+    /// else is writing (one write syscall, no thread hop), as Redis writes before replying;
+    /// with `always` (fsync on the serving thread would stall its other clients) and when
+    /// the file is busy, it wakes the writer thread instead.
+    pub fn hurry(&self) {
+        if let Some(mut core) = self.core.try_lock() {
+            if core.policy() != Some(AppendFsync::Always) {
+                core.cycle(false);
+                return;
+            }
+        }
+        self.thread.unpark();
+    }
 }
 
 impl Writer {
@@ -121,26 +145,56 @@ impl Writer {
             stop: AtomicBool::new(false),
             switch: Mutex::new(None),
         });
+        let (fsync_tx, fsync_rx) = mpsc::channel::<(Arc<File>, u64)>();
+        let p2 = progress.clone();
+        let fsyncer = std::thread::Builder::new()
+            .name("tandem-aof-fsync".into())
+            .spawn(move || {
+                for (f, upto) in fsync_rx {
+                    match f.sync_data() {
+                        Ok(()) => {
+                            p2.synced.fetch_max(upto, Ordering::AcqRel);
+                        }
+                        Err(e) => tracing::warn!(error = %e, "Fail to fsync the AOF file"),
+                    }
+                    p2.fsync_pending.store(false, Ordering::Release);
+                }
+            })?;
+        let written = progress.written.load(Ordering::Acquire);
+        let core = Arc::new(Mutex::new(Core {
+            srv,
+            sh: shared.clone(),
+            p: progress,
+            cur: Current {
+                file: Arc::new(file),
+                name,
+            },
+            pending: BytesMut::new(),
+            written,
+            last_fsync: Instant::now(),
+            last_error_log: None,
+            fsync_tx: Some(fsync_tx),
+            fsyncer: Some(fsyncer),
+        }));
+        let c2 = core.clone();
         let sh = shared.clone();
         let thread = std::thread::Builder::new()
             .name("tandem-aof".into())
-            .spawn(move || run(srv, sh, progress, file, name))?;
+            .spawn(move || run(sh, c2))?;
         let handle = thread.thread().clone();
         Ok(Writer {
             shared,
+            core,
             thread: Some(thread),
             handle,
         })
     }
 
-    /// Asks for a write now.
-    #[inline]
-    pub fn kick(&self) {
-        self.handle.unpark();
-    }
-
-    pub fn thread(&self) -> &std::thread::Thread {
-        &self.handle
+    pub fn handle(&self) -> Handle {
+        Handle {
+            thread: self.handle.clone(),
+            core: self.core.clone(),
+        }
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -158,48 +212,74 @@ impl Writer {
     }
 }
 
-/// The file being appended to, and what of it is on disk.
+/// The file being appended to.
 struct Current {
     file: Arc<File>,
     name: String,
 }
 
-fn run(srv: Weak<Server>, sh: Arc<Shared>, p: Arc<Progress>, file: File, name: String) {
-    let (fsync_tx, fsync_rx) = mpsc::channel::<(Arc<File>, u64)>();
-    let p2 = p.clone();
-    let fsyncer = std::thread::Builder::new()
-        .name("tandem-aof-fsync".into())
-        .spawn(move || {
-            for (f, upto) in fsync_rx {
-                match f.sync_data() {
-                    Ok(()) => {
-                        p2.synced.fetch_max(upto, Ordering::AcqRel);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "Fail to fsync the AOF file"),
-                }
-                p2.fsync_pending.store(false, Ordering::Release);
-            }
-        });
-    if let Err(e) = &fsyncer {
-        tracing::warn!(error = %e, "cannot start the AOF fsync thread; fsyncing inline");
-    }
-    let mut cur = Current {
-        file: Arc::new(file),
-        name,
-    };
-    let mut pending = BytesMut::new();
-    let mut written = p.written.load(Ordering::Acquire);
-    let mut last_fsync = Instant::now();
-    let mut last_error_log: Option<Instant> = None;
+/// The writing side, behind one lock: the writer thread and hurried sessions take turns.
+pub struct Core {
+    srv: Weak<Server>,
+    sh: Arc<Shared>,
+    p: Arc<Progress>,
+    cur: Current,
+    /// Drained from the stream, not yet written (after an error).
+    pending: BytesMut,
+    /// Stream bytes written so far.
+    written: u64,
+    last_fsync: Instant,
+    last_error_log: Option<Instant>,
+    fsync_tx: Option<mpsc::Sender<(Arc<File>, u64)>>,
+    fsyncer: Option<JoinHandle<()>>,
+}
+
+/// How a cycle ended.
+#[derive(PartialEq, Eq)]
+enum Cycle {
+    Done,
+    WriteFailed,
+    /// The server is gone.
+    Gone,
+}
+
+fn run(sh: Arc<Shared>, core: Arc<Mutex<Core>>) {
     loop {
         let stopping = sh.stop.load(Ordering::Acquire);
-        if !stopping && pending.is_empty() {
+        if !stopping {
             std::thread::park_timeout(TICK);
         }
-        let Some(srv) = srv.upgrade() else { return };
+        let mut c = core.lock();
+        match c.cycle(stopping) {
+            Cycle::Gone => return,
+            Cycle::WriteFailed if !stopping => {
+                drop(c);
+                std::thread::sleep(RETRY_PAUSE);
+                continue;
+            }
+            Cycle::WriteFailed | Cycle::Done => {}
+        }
+        if stopping {
+            c.finish();
+            return;
+        }
+    }
+}
+
+impl Core {
+    fn policy(&self) -> Option<AppendFsync> {
+        self.srv.upgrade().map(|s| s.config.load().appendfsync)
+    }
+
+    /// One turn: drain the stream (and a pending switch) under the feed lock, write, fsync
+    /// per policy, advance `acked`.
+    fn cycle(&mut self, stopping: bool) -> Cycle {
+        let Some(srv) = self.srv.upgrade() else {
+            return Cycle::Gone;
+        };
         let policy = srv.config.load().appendfsync;
-        // Drain under the feed lock, together with a switch set at a freeze point: bytes
-        // before the switch belong to the old file, bytes after it to the new one.
+        let sh = &self.sh;
+        // Bytes before a switch belong to the old file, bytes after it to the new one.
         let (bytes, switch) = srv.feed.with_state(|st| {
             let b = match st.aof.as_mut() {
                 Some(b) => b.split(),
@@ -211,48 +291,44 @@ fn run(srv: Weak<Server>, sh: Arc<Shared>, p: Arc<Progress>, file: File, name: S
             (b, sh.switch.lock().take())
         });
         drop(srv);
+        let p = self.p.clone();
         if let Some(sw) = switch {
-            pending.extend_from_slice(&sw.tail);
-            // Everything for the old file, then fsync and close it.
+            self.pending.extend_from_slice(&sw.tail);
             // On an error the unwritten rest stays in `pending` and goes to the new file:
             // it still precedes everything after it in the stream.
-            write_all(&cur, &mut pending, &p, &mut written, &mut last_error_log);
-            if let Err(e) = cur.file.sync_data() {
-                tracing::warn!(file = %cur.name, error = %e, "Fail to fsync the AOF file");
+            self.write_pending();
+            if let Err(e) = self.cur.file.sync_data() {
+                tracing::warn!(file = %self.cur.name, error = %e, "Fail to fsync the AOF file");
             }
-            p.synced.fetch_max(written, Ordering::AcqRel);
-            tracing::info!(from = %cur.name, to = %sw.name, "AOF switched to a new incr file");
-            cur = Current {
+            p.synced.fetch_max(self.written, Ordering::AcqRel);
+            tracing::info!(from = %self.cur.name, to = %sw.name, "AOF switched to a new incr file");
+            self.cur = Current {
                 file: Arc::new(sw.file),
                 name: sw.name,
             };
             p.size_before
                 .fetch_add(p.file_bytes.swap(0, Ordering::Relaxed), Ordering::Relaxed);
         }
-        pending.extend_from_slice(&bytes);
-        p.buffered.store(pending.len() as u64, Ordering::Relaxed);
-        if !pending.is_empty() {
-            let ok = write_all(&cur, &mut pending, &p, &mut written, &mut last_error_log);
-            if !ok {
-                if policy == AppendFsync::Always {
-                    tracing::error!(file = %cur.name, "Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting...");
-                    std::process::exit(1);
-                }
-                // Replies do not wait for a failing disk (Redis answers and reports
-                // aof_last_write_status:err); retry shortly.
-                p.ack(written + pending.len() as u64);
-                if !stopping {
-                    std::thread::sleep(RETRY_PAUSE);
-                    continue;
-                }
+        self.pending.extend_from_slice(&bytes);
+        p.buffered
+            .store(self.pending.len() as u64, Ordering::Relaxed);
+        if !self.pending.is_empty() && !self.write_pending() {
+            if policy == AppendFsync::Always {
+                tracing::error!(file = %self.cur.name, "Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting...");
+                std::process::exit(1);
             }
+            // Replies do not wait for a failing disk (Redis answers and reports
+            // aof_last_write_status:err); the writer retries shortly.
+            p.ack(self.written + self.pending.len() as u64);
+            return Cycle::WriteFailed;
         }
         p.buffered.store(0, Ordering::Relaxed);
+        let written = self.written;
         let forced = p.force_sync.swap(false, Ordering::AcqRel);
         match policy {
             _ if forced => {
-                if let Err(e) = cur.file.sync_data() {
-                    tracing::warn!(file = %cur.name, error = %e, "Fail to fsync the AOF file");
+                if let Err(e) = self.cur.file.sync_data() {
+                    tracing::warn!(file = %self.cur.name, error = %e, "Fail to fsync the AOF file");
                 } else {
                     p.synced.fetch_max(written, Ordering::AcqRel);
                 }
@@ -260,90 +336,94 @@ fn run(srv: Weak<Server>, sh: Arc<Shared>, p: Arc<Progress>, file: File, name: S
             }
             AppendFsync::Always => {
                 if p.synced.load(Ordering::Acquire) < written {
-                    if let Err(e) = cur.file.sync_data() {
-                        tracing::error!(file = %cur.name, error = %e, "Can't persist the AOF with fsync when the AOF fsync policy is 'always'. Exiting...");
+                    if let Err(e) = self.cur.file.sync_data() {
+                        tracing::error!(file = %self.cur.name, error = %e, "Can't persist the AOF with fsync when the AOF fsync policy is 'always'. Exiting...");
                         std::process::exit(1);
                     }
                     p.synced.fetch_max(written, Ordering::AcqRel);
-                    last_fsync = Instant::now();
+                    self.last_fsync = Instant::now();
                 }
                 p.ack(written);
             }
             AppendFsync::EverySec | AppendFsync::No => {
                 p.ack(written);
                 if policy == AppendFsync::EverySec
-                    && last_fsync.elapsed() >= FSYNC_PERIOD
+                    && self.last_fsync.elapsed() >= FSYNC_PERIOD
                     && p.synced.load(Ordering::Acquire) < written
                 {
-                    last_fsync = Instant::now();
+                    self.last_fsync = Instant::now();
                     if p.fsync_pending.swap(true, Ordering::AcqRel) {
                         p.delayed_fsync.fetch_add(1, Ordering::Relaxed);
-                    } else if fsyncer.is_err()
-                        || fsync_tx.send((cur.file.clone(), written)).is_err()
-                    {
-                        let _ = cur.file.sync_data();
-                        p.synced.fetch_max(written, Ordering::AcqRel);
-                        p.fsync_pending.store(false, Ordering::Release);
+                    } else {
+                        let sent = self
+                            .fsync_tx
+                            .as_ref()
+                            .is_some_and(|tx| tx.send((self.cur.file.clone(), written)).is_ok());
+                        if !sent {
+                            let _ = self.cur.file.sync_data();
+                            p.synced.fetch_max(written, Ordering::AcqRel);
+                            p.fsync_pending.store(false, Ordering::Release);
+                        }
                     }
                 }
             }
         }
-        if stopping {
-            if let Err(e) = cur.file.sync_data() {
-                tracing::warn!(file = %cur.name, error = %e, "Fail to fsync the AOF file");
-            } else {
-                p.synced.fetch_max(written, Ordering::AcqRel);
-            }
-            // Nobody may wait on bytes that will never be written.
-            p.ack(written + pending.len() as u64);
-            drop(fsync_tx);
-            if let Ok(t) = fsyncer {
-                let _ = t.join();
-            }
-            return;
+        Cycle::Done
+    }
+
+    /// The last turn: fsync, release every waiter, end the fsync thread.
+    fn finish(&mut self) {
+        let p = &self.p;
+        if let Err(e) = self.cur.file.sync_data() {
+            tracing::warn!(file = %self.cur.name, error = %e, "Fail to fsync the AOF file");
+        } else {
+            p.synced.fetch_max(self.written, Ordering::AcqRel);
+        }
+        // Nobody may wait on bytes that will never be written.
+        p.ack(self.written + self.pending.len() as u64);
+        self.fsync_tx = None;
+        if let Some(t) = self.fsyncer.take() {
+            let _ = t.join();
         }
     }
-}
 
-/// Writes `pending` to the current file; what was written leaves `pending`. Returns false
-/// on an error (logged at most once a second), with the rest still in `pending`.
-fn write_all(
-    cur: &Current,
-    pending: &mut BytesMut,
-    p: &Progress,
-    written: &mut u64,
-    last_error_log: &mut Option<Instant>,
-) -> bool {
-    while !pending.is_empty() {
-        match (&*cur.file).write(pending) {
-            Ok(0) => {
-                report(cur, "write returned 0 bytes (disk full?)", last_error_log);
-                p.write_ok.store(false, Ordering::Relaxed);
-                return false;
-            }
-            Ok(n) => {
-                let _ = pending.split_to(n);
-                *written += n as u64;
-                p.written.store(*written, Ordering::Release);
-                p.file_bytes.fetch_add(n as u64, Ordering::Relaxed);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                report(cur, &e.to_string(), last_error_log);
-                p.write_ok.store(false, Ordering::Relaxed);
-                return false;
+    /// Writes `pending` to the current file; what was written leaves `pending`. Returns
+    /// false on an error (logged at most once a second), with the rest still in `pending`.
+    fn write_pending(&mut self) -> bool {
+        let p = &self.p;
+        while !self.pending.is_empty() {
+            match (&*self.cur.file).write(&self.pending) {
+                Ok(0) => {
+                    self.report("write returned 0 bytes (disk full?)");
+                    return false;
+                }
+                Ok(n) => {
+                    let _ = self.pending.split_to(n);
+                    self.written += n as u64;
+                    p.written.store(self.written, Ordering::Release);
+                    p.file_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.report(&e.to_string());
+                    return false;
+                }
             }
         }
+        if !p.write_ok.swap(true, Ordering::Relaxed) {
+            tracing::warn!(file = %self.cur.name, "AOF write error looks solved, Redis can write again.");
+        }
+        true
     }
-    if !p.write_ok.swap(true, Ordering::Relaxed) {
-        tracing::warn!(file = %cur.name, "AOF write error looks solved, Redis can write again.");
-    }
-    true
-}
 
-fn report(cur: &Current, e: &str, last: &mut Option<Instant>) {
-    if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-        *last = Some(Instant::now());
-        tracing::warn!(file = %cur.name, error = e, "Error writing to the AOF file");
+    fn report(&mut self, e: &str) {
+        self.p.write_ok.store(false, Ordering::Relaxed);
+        if self
+            .last_error_log
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
+            self.last_error_log = Some(Instant::now());
+            tracing::warn!(file = %self.cur.name, error = e, "Error writing to the AOF file");
+        }
     }
 }
