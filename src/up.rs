@@ -106,15 +106,15 @@ pub fn plan(a: &UpArgs) -> Vec<(String, &'static str, u16, Vec<String>)> {
         .collect::<Vec<_>>()
         .join(",");
     let mut proxy_args: Vec<String> = vec![
-            "proxy".into(),
-            "--listen".into(),
-            format!("{host}:{}", a.proxy_port),
-            "--sentinels".into(),
-            sentinels,
-            "--master-name".into(),
-            MASTER_NAME.into(),
-            "--metrics".into(),
-            format!("{host}:{}", a.metrics_port),
+        "proxy".into(),
+        "--listen".into(),
+        format!("{host}:{}", a.proxy_port),
+        "--sentinels".into(),
+        sentinels,
+        "--master-name".into(),
+        MASTER_NAME.into(),
+        "--metrics".into(),
+        format!("{host}:{}", a.metrics_port),
     ];
     if let Some(wc) = &a.write_concern {
         proxy_args.extend(["--write-concern".into(), wc.clone()]);

@@ -10,7 +10,14 @@ fn run_scenario(write_concern: &str) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
         .args(["bench", "--scenario", "failover", "--json", "--runs", "1"])
         .args(["--rate", "500", "--clients", "4"])
-        .args(["--kill-after", "1s", "--settle", "1s", "--down-after-ms", "500"])
+        .args([
+            "--kill-after",
+            "1s",
+            "--settle",
+            "1s",
+            "--down-after-ms",
+            "500",
+        ])
         .args(["--write-concern", write_concern])
         .output()
         .expect("cannot run tandem bench");
@@ -20,12 +27,8 @@ fn run_scenario(write_concern: &str) -> serde_json::Value {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 #[test]
@@ -39,7 +42,9 @@ fn failover_loses_no_acknowledged_write_with_replicated_write_concern() {
     assert_eq!(lost, 0, "acknowledged writes lost in replicated mode: {v}");
     // About 1 s of writes before the kill at 500/s: the load really ran.
     assert!(acked > 200, "too few writes acknowledged: {v}");
-    let window = run["window_ms"].as_f64().expect("window measured (writes resumed)");
+    let window = run["window_ms"]
+        .as_f64()
+        .expect("window measured (writes resumed)");
     assert!(window > 0.0, "{v}");
     assert!(
         run["acked_after_kill"].as_u64().expect("acked_after_kill") > 0,

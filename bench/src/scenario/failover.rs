@@ -444,15 +444,7 @@ async fn run_once(o: &Options, run: usize) -> Result<RunResult> {
     });
     let interval = Duration::from_secs_f64(o.clients as f64 / o.rate);
     let writers: Vec<_> = (0..o.clients)
-        .map(|id| {
-            tokio::spawn(writer(
-                dep.proxy.clone(),
-                run,
-                id,
-                interval,
-                shared.clone(),
-            ))
-        })
+        .map(|id| tokio::spawn(writer(dep.proxy.clone(), run, id, interval, shared.clone())))
         .collect();
     tokio::time::sleep(o.kill_after).await;
     let killed_at = Instant::now();
@@ -467,8 +459,7 @@ async fn run_once(o: &Options, run: usize) -> Result<RunResult> {
     let resume_deadline = killed_at
         + Duration::from_millis(o.down_after_ms + o.failover_timeout_ms)
         + Duration::from_secs(10);
-    while shared.acked_after_kill.load(Ordering::Relaxed) == 0 && Instant::now() < resume_deadline
-    {
+    while shared.acked_after_kill.load(Ordering::Relaxed) == 0 && Instant::now() < resume_deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(o.settle).await;
@@ -644,10 +635,7 @@ mod tests {
 
     #[test]
     fn sentinel_fields_in_both_shapes() {
-        let arr = Reply::Array(vec![
-            Reply::bulk_str("num-slaves"),
-            Reply::bulk_str("2"),
-        ]);
+        let arr = Reply::Array(vec![Reply::bulk_str("num-slaves"), Reply::bulk_str("2")]);
         assert_eq!(field(&arr, "num-slaves").as_deref(), Some("2"));
         let map = Reply::Map(vec![(Reply::bulk_str("quorum"), Reply::bulk_str("2"))]);
         assert_eq!(field(&map, "quorum").as_deref(), Some("2"));
