@@ -2,8 +2,8 @@
 //! few clients, records every acknowledged key, kill -9s the master (pid from its
 //! `INFO server` `process_id`), keeps writing until writes succeed again and a settle period
 //! has passed, then checks every acknowledged key on the new master (found via the sentinels).
-//! Reports per run: the unavailability window (last ack before the kill to the first ack
-//! after), writes acknowledged and failed, acknowledged writes missing on the new master, and
+//! Reports per run: the unavailability window (the longest silence between acknowledgements
+//! that ends after the kill: last ack before the outage to the first after), writes acknowledged and failed, acknowledged writes missing on the new master, and
 //! stale reads (a client's read-back of its own last acknowledged write that found nothing).
 //! Without `--sentinel` every run starts its own deployment (`tandem up`, this same binary,
 //! in its own process group on free ports in a temp dir) and kills the whole group after.
@@ -80,9 +80,11 @@ impl Options {
 /// What one run measured.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunResult {
-    /// Last ack before the kill to the first ack after, in ms (None: writes never resumed).
+    /// The longest gap between acknowledgements that ends after the kill (last ack before the
+    /// outage to the first after), in ms; None when writes never resumed.
     pub window_ms: Option<f64>,
     pub acked: u64,
+    /// Acknowledged writes sent after the kill.
     pub acked_after_kill: u64,
     pub failed: u64,
     /// Acknowledged writes missing on the new master.
@@ -353,6 +355,7 @@ async fn writer(
         };
         let k = key(run, id, seq);
         let v = seq.to_string();
+        let sent = Instant::now();
         c.queue(&["SET", k.as_str(), v.as_str()]);
         let reply = match c.flush().await {
             Ok(()) => c.read_reply_timeout(CALL_TIMEOUT).await,
@@ -362,7 +365,8 @@ async fn writer(
             Ok(Reply::Ok) => {
                 let now = Instant::now();
                 log.acked.push((seq, now));
-                if shared.killed_at.get().is_some_and(|t| now > *t) {
+                // Writes have resumed once a write sent after the kill is acknowledged.
+                if shared.killed_at.get().is_some_and(|t| sent > *t) {
                     shared.acked_after_kill.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -487,27 +491,23 @@ async fn run_once(o: &Options, run: usize) -> Result<RunResult> {
         .collect();
     let lost = count_missing(&new_master, &keys).await?;
 
-    let last_before = logs
+    // The outage is the longest silence between two acknowledgements that ends after the
+    // kill: replies already on the wire when the master died do not end it early.
+    let mut acks: Vec<Instant> = logs
         .iter()
         .flat_map(|l| l.acked.iter().map(|a| a.1))
-        .filter(|t| *t <= killed_at)
-        .max();
-    let first_after = logs
-        .iter()
-        .flat_map(|l| l.acked.iter().map(|a| a.1))
-        .filter(|t| *t > killed_at)
-        .min();
-    let window_ms = match (last_before, first_after) {
-        (Some(b), Some(a)) => Some(a.duration_since(b).as_secs_f64() * 1000.0),
-        _ => None,
-    };
+        .collect();
+    acks.sort();
+    let window_ms = acks
+        .windows(2)
+        .filter(|w| w[1] > killed_at)
+        .map(|w| w[1].duration_since(w[0]).as_secs_f64() * 1000.0)
+        .max_by(|a, b| a.total_cmp(b))
+        .filter(|_| shared.acked_after_kill.load(Ordering::Relaxed) > 0);
     Ok(RunResult {
         window_ms,
         acked: keys.len() as u64,
-        acked_after_kill: logs
-            .iter()
-            .map(|l| l.acked.iter().filter(|a| a.1 > killed_at).count() as u64)
-            .sum(),
+        acked_after_kill: shared.acked_after_kill.load(Ordering::Relaxed),
         failed: logs.iter().map(|l| l.failed).sum(),
         lost,
         reads: logs.iter().map(|l| l.reads).sum(),
@@ -537,7 +537,7 @@ fn metrics(results: &[RunResult]) -> Vec<(&'static str, Vec<f64>, bool)> {
         ),
         ("writes acknowledged", col(|r| r.acked as f64), false),
         (
-            "  of them after the kill",
+            "  of them sent after the kill",
             col(|r| r.acked_after_kill as f64),
             false,
         ),
