@@ -43,6 +43,9 @@ pub struct UpArgs {
     /// Sentinels' failover-timeout (milliseconds).
     #[arg(long, default_value_t = 30000)]
     pub failover_timeout_ms: u64,
+    /// The proxy's write concern (`master` or `replicated`), forwarded to `tandem proxy`.
+    #[arg(long)]
+    pub write_concern: Option<String>,
 }
 
 /// One process of the deployment.
@@ -102,22 +105,21 @@ pub fn plan(a: &UpArgs) -> Vec<(String, &'static str, u16, Vec<String>)> {
         .map(|i| format!("{host}:{}", a.sentinel_port + i))
         .collect::<Vec<_>>()
         .join(",");
-    out.push((
+    let mut proxy_args: Vec<String> = vec![
         "proxy".into(),
-        "proxy",
-        a.proxy_port,
-        vec![
-            "proxy".into(),
-            "--listen".into(),
-            format!("{host}:{}", a.proxy_port),
-            "--sentinels".into(),
-            sentinels,
-            "--master-name".into(),
-            MASTER_NAME.into(),
-            "--metrics".into(),
-            format!("{host}:{}", a.metrics_port),
-        ],
-    ));
+        "--listen".into(),
+        format!("{host}:{}", a.proxy_port),
+        "--sentinels".into(),
+        sentinels,
+        "--master-name".into(),
+        MASTER_NAME.into(),
+        "--metrics".into(),
+        format!("{host}:{}", a.metrics_port),
+    ];
+    if let Some(wc) = &a.write_concern {
+        proxy_args.extend(["--write-concern".into(), wc.clone()]);
+    }
+    out.push(("proxy".into(), "proxy", a.proxy_port, proxy_args));
     out
 }
 
@@ -309,6 +311,7 @@ mod tests {
             metrics_port: 4000,
             down_after_ms: 1000,
             failover_timeout_ms: 5000,
+            write_concern: None,
         };
         let p = plan(&a);
         assert_eq!(p.len(), 7);

@@ -80,6 +80,31 @@ pub struct BenchArgs {
     /// Runtime worker threads (default: the number of cores, at most 4).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Run a fault scenario instead of a plain load (see `tandem bench --help`).
+    #[arg(long, value_enum)]
+    pub scenario: Option<crate::scenario::Scenario>,
+    /// Scenario: how many times to repeat it (the table shows median and worst).
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
+    /// Scenario: sentinel (HOST:PORT, repeatable) of an existing deployment whose proxy is
+    /// `--target`; without it the scenario starts its own deployment (`tandem up`) per run.
+    #[arg(long = "sentinel", value_name = "HOST:PORT")]
+    pub sentinels: Vec<String>,
+    /// Scenario: time under load before the fault.
+    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    pub kill_after: Duration,
+    /// Scenario: time under load after writes succeed again.
+    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    pub settle: Duration,
+    /// Scenario (own deployment): the sentinels' down-after-milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub down_after_ms: u64,
+    /// Scenario (own deployment): the sentinels' failover-timeout in milliseconds.
+    #[arg(long, default_value_t = 10000)]
+    pub failover_timeout_ms: u64,
+    /// Scenario (own deployment): the proxy's write concern (`master` or `replicated`).
+    #[arg(long, default_value = "master")]
+    pub write_concern: String,
 }
 
 /// A flag with a value that cannot work.

@@ -11,6 +11,7 @@
 //! - [`report`]: tables, the side-by-side comparison, JSON.
 //! - [`progress`]: the once-a-second line on a terminal.
 //! - [`run`]: the command itself: targets one after another, then the output.
+//! - [`scenario`]: fault scenarios (`--scenario failover`) against a deployment it starts.
 
 pub mod args;
 pub mod conn;
@@ -19,6 +20,7 @@ pub mod load;
 pub mod progress;
 pub mod report;
 pub mod run;
+pub mod scenario;
 pub mod timer;
 pub mod workload;
 

@@ -17,6 +17,9 @@ use crate::report::{self, TargetReport};
 /// Entry point of `tandem bench`: exit 0 when every target ran, 1 when one could not be
 /// reached or the output could not be written, 2 for invalid flags.
 pub fn main(args: BenchArgs) -> ExitCode {
+    if let Some(scenario) = args.scenario {
+        return crate::scenario::run(scenario, &args);
+    }
     let plan = match args.plan() {
         Ok(p) => p,
         Err(e) => {
