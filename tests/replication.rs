@@ -545,3 +545,36 @@ fn restarted_replica_resumes_with_partial_resync() {
     assert_eq!(info_u64(&mut c, "stats", "sync_full"), 2);
     assert_eq!(info_u64(&mut c, "stats", "sync_partial_err"), 0);
 }
+
+/// Sentinel reconfigures nodes with `MULTI; SLAVEOF ...; CONFIG REWRITE; CLIENT KILL ...;
+/// EXEC`: REPLICAOF inside a transaction works as in Redis 7.0.
+#[test]
+fn replicaof_inside_multi() {
+    let master = Proc::node(&[]);
+    let node = Proc::node(&[]);
+    let mut m = Raw::connect(master.port);
+    assert_eq!(m.cmd(&["SET", "k", "v"]), Resp::Simple("OK".into()));
+    let mut c = Raw::connect(node.port);
+    assert_eq!(c.cmd(&["MULTI"]), Resp::Simple("OK".into()));
+    assert_eq!(
+        c.cmd(&["SLAVEOF", "127.0.0.1", &master.port.to_string()]),
+        Resp::Simple("QUEUED".into())
+    );
+    assert_eq!(c.cmd(&["PING"]), Resp::Simple("QUEUED".into()));
+    assert_eq!(
+        c.cmd(&["EXEC"]),
+        Resp::Array(vec![Resp::Simple("OK".into()), Resp::Simple("PONG".into())])
+    );
+    assert!(eventually(Duration::from_secs(20), || c.cmd(&["GET", "k"])
+        == Resp::bulk("v")));
+    assert_eq!(c.cmd(&["MULTI"]), Resp::Simple("OK".into()));
+    assert_eq!(
+        c.cmd(&["REPLICAOF", "NO", "ONE"]),
+        Resp::Simple("QUEUED".into())
+    );
+    assert_eq!(
+        c.cmd(&["EXEC"]),
+        Resp::Array(vec![Resp::Simple("OK".into())])
+    );
+    assert_eq!(c.cmd(&["SET", "k", "w"]), Resp::Simple("OK".into()));
+}

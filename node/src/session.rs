@@ -500,7 +500,10 @@ impl Session {
                 self.srv.request_shutdown();
                 return After::Close;
             }
-            Cmd::ReplicaOf | Cmd::SlaveOf => self.replicaof(&args),
+            Cmd::ReplicaOf | Cmd::SlaveOf => {
+                let r = self.replicaof(&args);
+                self.reply(r);
+            }
             Cmd::ReplConf => {
                 if let Some(r) =
                     crate::replication::master::replconf(&self.srv, &mut self.replconf, &args)
@@ -671,7 +674,13 @@ impl Session {
             ctx.misses = 0;
             ctx.dirty = 0;
             let db_before = ctx.db;
-            let r = cmd::execute(&mut ctx, spec, args);
+            // REPLICAOF inside MULTI (Sentinel's reconfiguration transaction) runs here, as
+            // in Redis; it changes the role, not the keyspace.
+            let r = if matches!(spec.cmd, Cmd::ReplicaOf | Cmd::SlaveOf) {
+                self.replicaof(args)
+            } else {
+                cmd::execute(&mut ctx, spec, args)
+            };
             finish(&mut self.tally, &ctx, spec, start, &r);
             if propagating {
                 let changed = ctx.dirty > 0;
@@ -1045,27 +1054,22 @@ impl Session {
     }
 
     /// REPLICAOF host port / NO ONE (Redis's replicaofCommand).
-    fn replicaof(&mut self, args: &[Bytes]) {
+    fn replicaof(&self, args: &[Bytes]) -> Reply {
         let srv = self.srv.clone();
         if args::is(&args[1], "no") && args::is(&args[2], "one") {
             if srv.is_replica() {
                 crate::replication::replica::unset_master(&srv);
                 tracing::info!(client = self.client.id, peer = %self.client.addr, "MASTER MODE enabled (user request)");
             }
-            self.reply(Reply::Ok);
-            return;
+            return Reply::Ok;
         }
         if self.client.kind() == ClientKind::Replica {
-            self.reply(Reply::error(
-                "ERR Command is not valid when client is a replica.",
-            ));
-            return;
+            return Reply::error("ERR Command is not valid when client is a replica.");
         }
         let port = match tandem_protocol::number::parse_i64(&args[2]) {
             Some(p) if (0..=65535).contains(&p) => p as u16,
             _ => {
-                self.reply(Reply::error("ERR Invalid master port"));
-                return;
+                return Reply::error("ERR Invalid master port");
             }
         };
         let host = String::from_utf8_lossy(&args[1]).into_owned();
@@ -1073,14 +1077,13 @@ impl Session {
             if let Some((h, p)) = srv.repl.link.master() {
                 if h.eq_ignore_ascii_case(&host) && p == port {
                     tracing::info!("REPLICAOF would result into synchronization with the master we are already connected with. No operation performed.");
-                    self.reply(Reply::status("OK Already connected to specified master"));
-                    return;
+                    return Reply::status("OK Already connected to specified master");
                 }
             }
         }
         crate::replication::replica::set_master(&srv, host.clone(), port);
         tracing::info!(client = self.client.id, peer = %self.client.addr, master = %format!("{host}:{port}"), "REPLICAOF enabled (user request)");
-        self.reply(Reply::Ok);
+        Reply::Ok
     }
 
     /// WAIT numreplicas timeout: the number of replicas that acknowledged this client's

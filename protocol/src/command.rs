@@ -320,8 +320,8 @@ commands! {
     Save "save" 1 0 0 0 [ADMIN | NOSCRIPT | KEYSPACE] Server;
     BgSave "bgsave" -1 0 0 0 [ADMIN | NOSCRIPT | KEYSPACE] Server;
     BgRewriteAof "bgrewriteaof" 1 0 0 0 [ADMIN | NOSCRIPT] Server;
-    ReplicaOf "replicaof" 3 0 0 0 [ADMIN | NOSCRIPT | STALE | NO_MULTI] Server;
-    SlaveOf "slaveof" 3 0 0 0 [ADMIN | NOSCRIPT | STALE | NO_MULTI] Server;
+    ReplicaOf "replicaof" 3 0 0 0 [ADMIN | NOSCRIPT | STALE] Server;
+    SlaveOf "slaveof" 3 0 0 0 [ADMIN | NOSCRIPT | STALE] Server;
     ReplConf "replconf" -1 0 0 0 [ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI] Server;
     PSync "psync" -3 0 0 0 [ADMIN | NOSCRIPT | NO_MULTI] Server;
     Sync "sync" 1 0 0 0 [ADMIN | NOSCRIPT | NO_MULTI] Server;
