@@ -54,7 +54,8 @@ wait_ready() { # port pid name
 
 NODE_PORT=$(free_port)
 mkdir -p "$WORK/node" "$WORK/redis"
-"$NODE_BIN" node --port "$NODE_PORT" --bind 127.0.0.1 --dir "$WORK/node" >"$WORK/node.log" 2>&1 &
+"$NODE_BIN" node --port "$NODE_PORT" --bind 127.0.0.1 --dir "$WORK/node" --save "" \
+  --appendonly no >"$WORK/node.log" 2>&1 &
 NODE_PID=$!
 PIDS+=("$NODE_PID")
 wait_ready "$NODE_PORT" "$NODE_PID" node
