@@ -96,6 +96,9 @@ pub struct BenchArgs {
     /// Scenario: time under load after writes succeed again.
     #[arg(long, value_parser = parse_duration, default_value = "2s")]
     pub settle: Duration,
+    /// Scenario (replica-churn, proxy-restart): how many kill -9 and restart cycles per run.
+    #[arg(long, default_value_t = 3)]
+    pub cycles: usize,
     /// Scenario (own deployment): the sentinels' down-after-milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub down_after_ms: u64,
