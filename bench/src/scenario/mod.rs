@@ -407,10 +407,10 @@ pub fn error_kind(e: &tandem_protocol::client::ClientError) -> String {
     }
 }
 
-/// The first word of an error reply (`-ERR ...` -> `ERR`).
+/// An error reply's text (first 80 characters) as its kind.
 pub fn reply_error_kind(r: &Reply) -> String {
     match r {
-        Reply::Error(e) => format!("-{}", e.split_whitespace().next().unwrap_or("")),
+        Reply::Error(e) => format!("-{}", e.chars().take(80).collect::<String>()),
         other => format!("unexpected reply {other:?}"),
     }
 }

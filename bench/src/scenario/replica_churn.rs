@@ -216,7 +216,7 @@ async fn client(
     while !stop.load(Ordering::Relaxed) {
         tokio::time::sleep_until(next).await;
         next += interval;
-        let write = op % WRITE_EVERY == 0 || last.iter().all(|v| *v == 0);
+        let write = op.is_multiple_of(WRITE_EVERY) || last.iter().all(|v| *v == 0);
         op += 1;
         let k = (op.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % KEYS_PER_CLIENT;
         let key = format!("churn:{run}:{id}:{k}");
@@ -279,34 +279,41 @@ async fn lag_monitor(
     while !stop.load(Ordering::Relaxed) {
         if let Ok(r) = call(&master, &["INFO", "replication"]).await {
             if let Some(body) = text(&r) {
-                let offset = body
-                    .lines()
-                    .find_map(|l| l.strip_prefix("master_repl_offset:"))
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .unwrap_or(0);
-                for l in body
-                    .lines()
-                    .filter(|l| l.starts_with("slave") && l.contains("offset="))
-                {
-                    let get = |name: &str| {
-                        l.split([':', ','])
-                            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-                            .and_then(|v| v.trim().parse::<u64>().ok())
-                    };
-                    if !l.contains("state=online") {
-                        continue;
-                    }
-                    if let Some(o) = get("offset") {
-                        max_bytes.fetch_max(offset.saturating_sub(o), Ordering::Relaxed);
-                    }
-                    if let Some(s) = get("lag") {
-                        max_s.fetch_max(s, Ordering::Relaxed);
-                    }
-                }
+                let (bytes, secs) = lag_of(&body);
+                max_bytes.fetch_max(bytes, Ordering::Relaxed);
+                max_s.fetch_max(secs, Ordering::Relaxed);
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The largest lag of the online replicas in a master's `INFO replication`: (bytes behind
+/// `master_repl_offset`, seconds since the last ACK).
+fn lag_of(info: &str) -> (u64, u64) {
+    let offset = info
+        .lines()
+        .find_map(|l| l.strip_prefix("master_repl_offset:"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let (mut bytes, mut secs) = (0, 0);
+    for l in info
+        .lines()
+        .filter(|l| l.starts_with("slave") && l.contains("state=online"))
+    {
+        let get = |name: &str| {
+            l.split([':', ','])
+                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        if let Some(o) = get("offset") {
+            bytes = bytes.max(offset.saturating_sub(o));
+        }
+        if let Some(s) = get("lag") {
+            secs = secs.max(s);
+        }
+    }
+    (bytes, secs)
 }
 
 /// kill -9s the replica on `port` and starts it again (same port, directory, master);
@@ -440,4 +447,19 @@ async fn run_once(o: &Options, run: usize) -> Result<RunResult> {
         max_lag_s: max_s.load(Ordering::Relaxed),
         errors,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_of_online_replicas_only() {
+        let info = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
+            slave0:ip=127.0.0.1,port=7002,state=online,offset=900,lag=1\r\n\
+            slave1:ip=127.0.0.1,port=7003,state=wait_bgsave,offset=0,lag=7\r\n\
+            master_repl_offset:1000\r\n";
+        assert_eq!(lag_of(info), (100, 1));
+        assert_eq!(lag_of("role:master\r\nmaster_repl_offset:5\r\n"), (0, 0));
+    }
 }
