@@ -90,7 +90,8 @@ pub struct BenchArgs {
     /// `--target`; without it the scenario starts its own deployment (`tandem up`) per run.
     #[arg(long = "sentinel", value_name = "HOST:PORT")]
     pub sentinels: Vec<String>,
-    /// Scenario: time under load before the fault.
+    /// Scenario: time under load before the fault (before each kill for replica-churn and
+    /// proxy-restart).
     #[arg(long, value_parser = parse_duration, default_value = "2s")]
     pub kill_after: Duration,
     /// Scenario: time under load after writes succeed again.
