@@ -90,12 +90,16 @@ pub struct BenchArgs {
     /// `--target`; without it the scenario starts its own deployment (`tandem up`) per run.
     #[arg(long = "sentinel", value_name = "HOST:PORT")]
     pub sentinels: Vec<String>,
-    /// Scenario: time under load before the fault.
+    /// Scenario: time under load before the fault (before each kill for replica-churn and
+    /// proxy-restart).
     #[arg(long, value_parser = parse_duration, default_value = "2s")]
     pub kill_after: Duration,
     /// Scenario: time under load after writes succeed again.
     #[arg(long, value_parser = parse_duration, default_value = "2s")]
     pub settle: Duration,
+    /// Scenario (replica-churn, proxy-restart): how many kill -9 and restart cycles per run.
+    #[arg(long, default_value_t = 3)]
+    pub cycles: usize,
     /// Scenario (own deployment): the sentinels' down-after-milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub down_after_ms: u64,

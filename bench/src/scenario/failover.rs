@@ -8,27 +8,21 @@
 //! Without `--sentinel` every run starts its own deployment (`tandem up`, this same binary,
 //! in its own process group on free ports in a temp dir) and kills the whole group after.
 
-use anyhow::{anyhow, bail, Context, Result};
-use std::net::TcpListener;
-use std::os::unix::process::CommandExt as _;
-use std::process::{ExitCode, Stdio};
+use anyhow::{bail, Context, Result};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tandem_protocol::client::Client;
 use tandem_protocol::Reply;
 
+use super::{
+    count_missing, info_field, master_addr, start_deployment, summary, wait_ready, DeployOptions,
+    Deployment, CALL_TIMEOUT, CONNECT_TIMEOUT,
+};
+#[cfg(test)]
+use super::{field, median};
 use crate::BenchArgs;
-
-/// The master name `tandem up` monitors.
-pub const MASTER_NAME: &str = "tandem";
-/// Per-command timeout of the writers (a timed-out write counts as failed, not acknowledged).
-const CALL_TIMEOUT: Duration = Duration::from_millis(1000);
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
-/// How long a fresh deployment may take to be ready (replicas linked, sentinels met).
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// Keys checked per pipelined EXISTS batch.
-const CHECK_BATCH: usize = 1000;
 
 /// Flags of one scenario invocation, checked.
 #[derive(Debug, Clone)]
@@ -144,171 +138,6 @@ pub fn main(args: &BenchArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// A deployment under test; an own one (started here) is killed with its process group on drop.
-struct Deployment {
-    proxy: String,
-    sentinels: Vec<String>,
-    child: Option<std::process::Child>,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Drop for Deployment {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
-            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-            let _ = child.wait();
-        }
-    }
-}
-
-/// A free loopback port `p` such that `p..p+n` are all free (checked by binding them).
-fn free_block(n: u16) -> Result<u16> {
-    for _ in 0..100 {
-        let base = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        if base.checked_add(n).is_none() {
-            continue;
-        }
-        let held: Vec<_> = (0..n)
-            .map_while(|i| TcpListener::bind(("127.0.0.1", base + i)).ok())
-            .collect();
-        if held.len() == n as usize {
-            return Ok(base);
-        }
-    }
-    bail!("no block of {n} free loopback ports")
-}
-
-fn start_deployment(o: &Options) -> Result<Deployment> {
-    let exe = std::env::current_exe().context("cannot find the tandem executable")?;
-    let dir = tempfile::tempdir().context("cannot create a temp dir")?;
-    let node_port = free_block(3)?;
-    let sentinel_port = free_block(3)?;
-    let proxy_port = free_block(1)?;
-    let metrics_port = free_block(1)?;
-    let log = std::fs::File::create(dir.path().join("up.log"))?;
-    let child = std::process::Command::new(exe)
-        .arg("up")
-        .arg("--dir")
-        .arg(dir.path().join("data"))
-        .args(["--node-port", &node_port.to_string()])
-        .args(["--sentinel-port", &sentinel_port.to_string()])
-        .args(["--proxy-port", &proxy_port.to_string()])
-        .args(["--metrics-port", &metrics_port.to_string()])
-        .args(["--down-after-ms", &o.down_after_ms.to_string()])
-        .args(["--failover-timeout-ms", &o.failover_timeout_ms.to_string()])
-        .args(["--write-concern", &o.write_concern])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .context("cannot start tandem up")?;
-    Ok(Deployment {
-        proxy: format!("127.0.0.1:{proxy_port}"),
-        sentinels: (0..3)
-            .map(|i| format!("127.0.0.1:{}", sentinel_port + i))
-            .collect(),
-        child: Some(child),
-        _dir: Some(dir),
-    })
-}
-
-async fn call(addr: &str, args: &[&str]) -> Result<Reply> {
-    let mut c = Client::connect(addr, CONNECT_TIMEOUT).await?;
-    c.queue(args);
-    c.flush().await?;
-    Ok(c.read_reply_timeout(CALL_TIMEOUT).await?)
-}
-
-fn text(r: &Reply) -> Option<String> {
-    match r {
-        Reply::Bulk(b) | Reply::Verbatim(_, b) => Some(String::from_utf8_lossy(b).into_owned()),
-        Reply::Status(s) => Some(s.to_string()),
-        Reply::Int(i) => Some(i.to_string()),
-        _ => None,
-    }
-}
-
-/// A field of a `SENTINEL MASTER` reply (flat array in RESP2, map in RESP3).
-fn field(r: &Reply, name: &str) -> Option<String> {
-    match r {
-        Reply::Array(items) => items
-            .chunks(2)
-            .find(|kv| kv.len() == 2 && text(&kv[0]).as_deref() == Some(name))
-            .and_then(|kv| text(&kv[1])),
-        Reply::Map(pairs) => pairs
-            .iter()
-            .find(|(k, _)| text(k).as_deref() == Some(name))
-            .and_then(|(_, v)| text(v)),
-        _ => None,
-    }
-}
-
-/// The master's address according to the first sentinel that answers.
-async fn master_addr(sentinels: &[String]) -> Result<String> {
-    for s in sentinels {
-        if let Ok(Reply::Array(a)) =
-            call(s, &["SENTINEL", "get-master-addr-by-name", MASTER_NAME]).await
-        {
-            if let (Some(h), Some(p)) = (a.first().and_then(text), a.get(1).and_then(text)) {
-                return Ok(format!("{h}:{p}"));
-            }
-        }
-    }
-    bail!("no sentinel of {sentinels:?} knows master {MASTER_NAME}")
-}
-
-/// An `INFO` field (`name:value` line).
-async fn info_field(addr: &str, section: &str, name: &str) -> Result<String> {
-    let r = call(addr, &["INFO", section]).await?;
-    let body = text(&r).ok_or_else(|| anyhow!("INFO on {addr} replied {r:?}"))?;
-    body.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-        .map(|v| v.trim().to_string())
-        .ok_or_else(|| anyhow!("INFO {section} on {addr} has no {name}"))
-}
-
-/// Waits until the sentinels know each other and both replicas, the master has both replicas
-/// online, and a write through the proxy is acknowledged.
-async fn wait_ready(d: &Deployment) -> Result<()> {
-    let deadline = Instant::now() + READY_TIMEOUT;
-    let mut last;
-    loop {
-        let ready: Result<()> = async {
-            // An own deployment has 3 sentinels and 2 replicas; an external one needs at
-            // least another sentinel and a replica to fail over to.
-            let (sentinels, replicas) = if d.child.is_some() { (2, 2) } else { (1, 1) };
-            for s in &d.sentinels {
-                let m = call(s, &["SENTINEL", "MASTER", MASTER_NAME]).await?;
-                let num = |f: &str| field(&m, f).and_then(|v| v.parse::<u64>().ok());
-                let (others, slaves) = (num("num-other-sentinels"), num("num-slaves"));
-                if others < Some(sentinels) || slaves < Some(replicas) {
-                    bail!("sentinel {s}: {others:?} other sentinels, {slaves:?} replicas");
-                }
-            }
-            let master = master_addr(&d.sentinels).await?;
-            let n = info_field(&master, "replication", "connected_slaves").await?;
-            if n.parse::<u64>().ok() < Some(replicas) {
-                bail!("master {master} has {n} replicas");
-            }
-            match call(&d.proxy, &["SET", "failover:probe", "1"]).await? {
-                Reply::Ok => Ok(()),
-                r => bail!("proxy answered SET with {r:?}"),
-            }
-        }
-        .await;
-        match ready {
-            Ok(()) => return Ok(()),
-            Err(e) => last = format!("{e:#}"),
-        }
-        if Instant::now() > deadline {
-            bail!("deployment not ready within {READY_TIMEOUT:?}: {last}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// What one writer saw.
 #[derive(Default)]
 struct WriterLog {
@@ -407,35 +236,14 @@ async fn writer(
     log
 }
 
-/// Pipelined EXISTS of every key on `addr`; returns how many are missing.
-async fn count_missing(addr: &str, keys: &[String]) -> Result<u64> {
-    let mut c = Client::connect(addr, CONNECT_TIMEOUT).await?;
-    let mut missing = 0;
-    for batch in keys.chunks(CHECK_BATCH) {
-        for k in batch {
-            c.queue(&["EXISTS", k.as_str()]);
-        }
-        c.flush().await?;
-        for k in batch {
-            match c.read_reply_timeout(Duration::from_secs(10)).await? {
-                Reply::Int(1) => {}
-                Reply::Int(0) => missing += 1,
-                r => bail!("EXISTS {k} on {addr} replied {r:?}"),
-            }
-        }
-    }
-    Ok(missing)
-}
-
 async fn run_once(o: &Options, run: usize) -> Result<RunResult> {
     let dep = match &o.proxy {
-        Some(p) => Deployment {
-            proxy: p.clone(),
-            sentinels: o.sentinels.clone(),
-            child: None,
-            _dir: None,
-        },
-        None => start_deployment(o)?,
+        Some(p) => Deployment::external(p, &o.sentinels),
+        None => start_deployment(&DeployOptions {
+            down_after_ms: o.down_after_ms,
+            failover_timeout_ms: o.failover_timeout_ms,
+            write_concern: o.write_concern.clone(),
+        })?,
     };
     wait_ready(&dep).await?;
     let old_master = master_addr(&dep.sentinels).await?;
@@ -520,15 +328,6 @@ async fn run_once(o: &Options, run: usize) -> Result<RunResult> {
     })
 }
 
-/// Median (upper middle for an even count) of `v`.
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 /// (name, value per run, whether a larger value is worse).
 fn metrics(results: &[RunResult]) -> Vec<(&'static str, Vec<f64>, bool)> {
     let col = |f: fn(&RunResult) -> f64| results.iter().map(f).collect::<Vec<_>>();
@@ -549,15 +348,6 @@ fn metrics(results: &[RunResult]) -> Vec<(&'static str, Vec<f64>, bool)> {
         ("read-backs", col(|r| r.reads as f64), false),
         ("stale reads", col(|r| r.stale_reads as f64), true),
     ]
-}
-
-fn summary(v: &[f64], larger_worse: bool) -> (f64, f64) {
-    let worst = if larger_worse {
-        v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
-    } else {
-        v.iter().copied().fold(f64::INFINITY, f64::min)
-    };
-    (median(v.to_vec()), worst)
 }
 
 /// The result table: median and worst over the runs.

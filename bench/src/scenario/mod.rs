@@ -2,16 +2,36 @@
 //! deployment under load and prints one result table (median and worst over `--runs`).
 //! - [`failover`]: kill -9 the master under writes; measure the unavailability window and
 //!   count acknowledged writes lost and stale reads.
+//! - [`replica_churn`]: kill -9 and restart the replicas in a loop under a read-heavy load;
+//!   count failed and stale reads and the largest replication lag seen.
+//! - [`proxy_restart`]: kill -9 and restart the proxy under writes and reads; measure the
+//!   time until clients continue and count acknowledged writes lost and errors by kind.
+//!
+//! The shared part lives here: starting a deployment (`tandem up` in its own process group,
+//! killed with the group on drop), readiness checks, one-shot calls and the result table.
 
 pub mod failover;
+pub mod proxy_restart;
+pub mod replica_churn;
 
+use anyhow::{anyhow, bail, Context, Result};
 use clap::ValueEnum;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt as _;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tandem_protocol::client::Client;
+use tandem_protocol::Reply;
 
 /// The scenarios `--scenario` accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
     /// kill -9 the master under writes through the proxy.
     Failover,
+    /// kill -9 and restart the replicas in a loop under reads through the proxy.
+    ReplicaChurn,
+    /// kill -9 and restart the proxy under writes and reads.
+    ProxyRestart,
 }
 
 /// Runs `scenario` with `args`; exit 0 when it ran (whatever it measured), 1 when it could
@@ -19,5 +39,404 @@ pub enum Scenario {
 pub fn run(scenario: Scenario, args: &crate::BenchArgs) -> std::process::ExitCode {
     match scenario {
         Scenario::Failover => failover::main(args),
+        Scenario::ReplicaChurn => replica_churn::main(args),
+        Scenario::ProxyRestart => proxy_restart::main(args),
     }
+}
+
+/// How an own deployment is configured.
+#[derive(Debug, Clone)]
+pub struct DeployOptions {
+    pub down_after_ms: u64,
+    pub failover_timeout_ms: u64,
+    pub write_concern: String,
+}
+
+/// A multi-thread runtime for a scenario, or the exit code when it cannot start.
+pub fn runtime(
+    args: &crate::BenchArgs,
+) -> std::result::Result<tokio::runtime::Runtime, std::process::ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.worker_threads())
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("tandem bench: cannot start the runtime: {e}");
+            std::process::ExitCode::from(1)
+        })
+}
+
+/// Spawns `tandem ARGS` (this same binary) with output appended to `log`, in process group
+/// `pgid` (or its own group when None).
+pub fn spawn_tandem(
+    args: &[String],
+    log: &std::path::Path,
+    pgid: Option<i32>,
+) -> Result<std::process::Child> {
+    let exe = std::env::current_exe().context("cannot find the tandem executable")?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    std::process::Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(pgid.unwrap_or(0))
+        .spawn()
+        .with_context(|| format!("cannot start tandem {args:?}"))
+}
+
+/// kill -9 `pid`.
+pub fn kill9(pid: i32) -> Result<()> {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .with_context(|| format!("cannot kill pid {pid}"))
+}
+
+/// Polls until `addr` answers PING (deadline `timeout`).
+pub async fn wait_ping(addr: &str, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(r) = call(addr, &["PING"]).await {
+            if !r.is_error() {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("{addr} did not answer PING within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One table row: (name, value per run, whether a larger value is worse).
+pub type Metric = (&'static str, Vec<f64>, bool);
+
+/// The result table: `title`, then median and worst of each metric over the runs.
+pub fn render_table(title: &str, metrics: &[Metric]) -> String {
+    let mut t = format!("\n{title}\n\n");
+    t.push_str(&format!("  {:<32} {:>12} {:>12}\n", "", "median", "worst"));
+    for (name, v, larger_worse) in metrics {
+        let (m, w) = summary(v, *larger_worse);
+        let f = |x: f64| {
+            if x.is_infinite() {
+                "never".to_string()
+            } else if x.fract() == 0.0 {
+                format!("{x:.0}")
+            } else {
+                format!("{x:.1}")
+            }
+        };
+        t.push_str(&format!("  {:<32} {:>12} {:>12}\n", name, f(m), f(w)));
+    }
+    t
+}
+
+/// The medians and worsts of `metrics` as JSON maps under `keys` (same order).
+pub fn summary_json(keys: &[&str], metrics: &[Metric]) -> (serde_json::Value, serde_json::Value) {
+    let mut median = serde_json::Map::new();
+    let mut worst = serde_json::Map::new();
+    let num = |x: f64| {
+        serde_json::Number::from_f64(x)
+            .map(serde_json::Value::Number)
+            .unwrap_or(serde_json::Value::Null)
+    };
+    for (k, (_, v, larger_worse)) in keys.iter().zip(metrics) {
+        let (m, w) = summary(v, *larger_worse);
+        median.insert(k.to_string(), num(m));
+        worst.insert(k.to_string(), num(w));
+    }
+    (median.into(), worst.into())
+}
+
+/// The master name `tandem up` monitors.
+pub const MASTER_NAME: &str = "tandem";
+/// Per-command timeout of the writers (a timed-out write counts as failed, not acknowledged).
+pub const CALL_TIMEOUT: Duration = Duration::from_millis(1000);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
+/// How long a fresh deployment may take to be ready (replicas linked, sentinels met).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A deployment under test; an own one (started here) is killed with its process group on drop.
+pub struct Deployment {
+    pub proxy: String,
+    pub sentinels: Vec<String>,
+    /// `tandem up` (own deployment only); processes the scenario starts join its group.
+    pub child: Option<std::process::Child>,
+    pub dir: Option<tempfile::TempDir>,
+    /// First node port of an own deployment (nodes use it and the next two).
+    pub node_port: u16,
+}
+
+impl Deployment {
+    /// An existing deployment: the proxy and its sentinels.
+    pub fn external(proxy: &str, sentinels: &[String]) -> Deployment {
+        Deployment {
+            proxy: proxy.to_string(),
+            sentinels: sentinels.to_vec(),
+            child: None,
+            dir: None,
+            node_port: 0,
+        }
+    }
+
+    /// The process group of an own deployment (processes started by the scenario join it,
+    /// so dropping the deployment kills them too).
+    pub fn pgid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
+    }
+
+    /// The data directory of the `tandem up` member `name` (own deployment only).
+    pub fn member_dir(&self, name: &str) -> Option<std::path::PathBuf> {
+        self.dir.as_ref().map(|d| d.path().join("data").join(name))
+    }
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A free loopback port `p` such that `p..p+n` are all free (checked by binding them).
+pub fn free_block(n: u16) -> Result<u16> {
+    for _ in 0..100 {
+        let base = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        if base.checked_add(n).is_none() {
+            continue;
+        }
+        let held: Vec<_> = (0..n)
+            .map_while(|i| TcpListener::bind(("127.0.0.1", base + i)).ok())
+            .collect();
+        if held.len() == n as usize {
+            return Ok(base);
+        }
+    }
+    bail!("no block of {n} free loopback ports")
+}
+
+/// Starts `tandem up` (this same binary) on free ports in a temp dir, in its own process group.
+pub fn start_deployment(o: &DeployOptions) -> Result<Deployment> {
+    let exe = std::env::current_exe().context("cannot find the tandem executable")?;
+    let dir = tempfile::tempdir().context("cannot create a temp dir")?;
+    let node_port = free_block(3)?;
+    let sentinel_port = free_block(3)?;
+    let proxy_port = free_block(1)?;
+    let metrics_port = free_block(1)?;
+    let log = std::fs::File::create(dir.path().join("up.log"))?;
+    let child = std::process::Command::new(exe)
+        .arg("up")
+        .arg("--dir")
+        .arg(dir.path().join("data"))
+        .args(["--node-port", &node_port.to_string()])
+        .args(["--sentinel-port", &sentinel_port.to_string()])
+        .args(["--proxy-port", &proxy_port.to_string()])
+        .args(["--metrics-port", &metrics_port.to_string()])
+        .args(["--down-after-ms", &o.down_after_ms.to_string()])
+        .args(["--failover-timeout-ms", &o.failover_timeout_ms.to_string()])
+        .args(["--write-concern", &o.write_concern])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .context("cannot start tandem up")?;
+    Ok(Deployment {
+        proxy: format!("127.0.0.1:{proxy_port}"),
+        sentinels: (0..3)
+            .map(|i| format!("127.0.0.1:{}", sentinel_port + i))
+            .collect(),
+        child: Some(child),
+        dir: Some(dir),
+        node_port,
+    })
+}
+
+pub async fn call(addr: &str, args: &[&str]) -> Result<Reply> {
+    let mut c = Client::connect(addr, CONNECT_TIMEOUT).await?;
+    c.queue(args);
+    c.flush().await?;
+    Ok(c.read_reply_timeout(CALL_TIMEOUT).await?)
+}
+
+pub fn text(r: &Reply) -> Option<String> {
+    match r {
+        Reply::Bulk(b) | Reply::Verbatim(_, b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Reply::Status(s) => Some(s.to_string()),
+        Reply::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+/// A field of a `SENTINEL MASTER` reply (flat array in RESP2, map in RESP3).
+pub fn field(r: &Reply, name: &str) -> Option<String> {
+    match r {
+        Reply::Array(items) => items
+            .chunks(2)
+            .find(|kv| kv.len() == 2 && text(&kv[0]).as_deref() == Some(name))
+            .and_then(|kv| text(&kv[1])),
+        Reply::Map(pairs) => pairs
+            .iter()
+            .find(|(k, _)| text(k).as_deref() == Some(name))
+            .and_then(|(_, v)| text(v)),
+        _ => None,
+    }
+}
+
+/// The master's address according to the first sentinel that answers.
+pub async fn master_addr(sentinels: &[String]) -> Result<String> {
+    for s in sentinels {
+        if let Ok(Reply::Array(a)) =
+            call(s, &["SENTINEL", "get-master-addr-by-name", MASTER_NAME]).await
+        {
+            if let (Some(h), Some(p)) = (a.first().and_then(text), a.get(1).and_then(text)) {
+                return Ok(format!("{h}:{p}"));
+            }
+        }
+    }
+    bail!("no sentinel of {sentinels:?} knows master {MASTER_NAME}")
+}
+
+/// An `INFO` field (`name:value` line).
+pub async fn info_field(addr: &str, section: &str, name: &str) -> Result<String> {
+    let r = call(addr, &["INFO", section]).await?;
+    let body = text(&r).ok_or_else(|| anyhow!("INFO on {addr} replied {r:?}"))?;
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(|v| v.trim().to_string())
+        .ok_or_else(|| anyhow!("INFO {section} on {addr} has no {name}"))
+}
+
+/// Waits until the sentinels know each other and both replicas, the master has both replicas
+/// online, and a write through the proxy is acknowledged.
+pub async fn wait_ready(d: &Deployment) -> Result<()> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let mut last;
+    loop {
+        let ready: Result<()> = async {
+            // An own deployment has 3 sentinels and 2 replicas; an external one needs at
+            // least another sentinel and a replica to fail over to.
+            let (sentinels, replicas) = if d.child.is_some() { (2, 2) } else { (1, 1) };
+            for s in &d.sentinels {
+                let m = call(s, &["SENTINEL", "MASTER", MASTER_NAME]).await?;
+                let num = |f: &str| field(&m, f).and_then(|v| v.parse::<u64>().ok());
+                let (others, slaves) = (num("num-other-sentinels"), num("num-slaves"));
+                if others < Some(sentinels) || slaves < Some(replicas) {
+                    bail!("sentinel {s}: {others:?} other sentinels, {slaves:?} replicas");
+                }
+            }
+            let master = master_addr(&d.sentinels).await?;
+            let n = info_field(&master, "replication", "connected_slaves").await?;
+            if n.parse::<u64>().ok() < Some(replicas) {
+                bail!("master {master} has {n} replicas");
+            }
+            match call(&d.proxy, &["SET", "failover:probe", "1"]).await? {
+                Reply::Ok => Ok(()),
+                r => bail!("proxy answered SET with {r:?}"),
+            }
+        }
+        .await;
+        match ready {
+            Ok(()) => return Ok(()),
+            Err(e) => last = format!("{e:#}"),
+        }
+        if Instant::now() > deadline {
+            bail!("deployment not ready within {READY_TIMEOUT:?}: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Median (upper middle for an even count) of `v`.
+pub fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+pub fn summary(v: &[f64], larger_worse: bool) -> (f64, f64) {
+    let worst = if larger_worse {
+        v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+    } else {
+        v.iter().copied().fold(f64::INFINITY, f64::min)
+    };
+    (median(v.to_vec()), worst)
+}
+
+/// Keys checked per pipelined EXISTS batch.
+const CHECK_BATCH: usize = 1000;
+
+/// Pipelined EXISTS of every key on `addr`; returns how many are missing.
+pub async fn count_missing(addr: &str, keys: &[String]) -> Result<u64> {
+    let mut c = Client::connect(addr, CONNECT_TIMEOUT).await?;
+    let mut missing = 0;
+    for batch in keys.chunks(CHECK_BATCH) {
+        for k in batch {
+            c.queue(&["EXISTS", k.as_str()]);
+        }
+        c.flush().await?;
+        for k in batch {
+            match c.read_reply_timeout(Duration::from_secs(10)).await? {
+                Reply::Int(1) => {}
+                Reply::Int(0) => missing += 1,
+                r => bail!("EXISTS {k} on {addr} replied {r:?}"),
+            }
+        }
+    }
+    Ok(missing)
+}
+
+/// A short name for what went wrong with a request (for "errors by kind").
+pub fn error_kind(e: &tandem_protocol::client::ClientError) -> String {
+    use tandem_protocol::client::ClientError as E;
+    match e {
+        E::Io { source, .. } => format!("io: {:?}", source.kind()),
+        E::Protocol { .. } => "protocol error".into(),
+        E::Closed { .. } => "connection closed".into(),
+        E::Timeout { .. } => "timeout".into(),
+    }
+}
+
+/// An error reply's text (first 80 characters) as its kind.
+pub fn reply_error_kind(r: &Reply) -> String {
+    match r {
+        Reply::Error(e) => format!("-{}", e.chars().take(80).collect::<String>()),
+        other => format!("unexpected reply {other:?}"),
+    }
+}
+
+/// Sends one command on `conn` (connecting to `addr` first when None) and reads its reply;
+/// on a connection error the connection is dropped (the next request reconnects) and the
+/// error's kind returned.
+pub async fn request(
+    conn: &mut Option<Client>,
+    addr: &str,
+    args: &[&str],
+) -> std::result::Result<Reply, String> {
+    let c = match conn.as_mut() {
+        Some(c) => c,
+        None => match Client::connect(addr, CONNECT_TIMEOUT).await {
+            Ok(c) => conn.insert(c),
+            Err(e) => return Err(format!("connect: {}", error_kind(&e))),
+        },
+    };
+    c.queue(args);
+    let reply = match c.flush().await {
+        Ok(()) => c.read_reply_timeout(CALL_TIMEOUT).await,
+        Err(e) => Err(e),
+    };
+    reply.map_err(|e| {
+        *conn = None;
+        error_kind(&e)
+    })
 }

@@ -1,0 +1,410 @@
+//! The `proxy-restart` scenario: clients write unique keys through a proxy at a fixed rate and
+//! read each acknowledged write back; the proxy is kill -9'd and started again on the same
+//! port with the same flags, `--cycles` times. Clients reconnect on their own and continue.
+//! Reports per run: the time until clients continued (kill to the moment every client had an
+//! acknowledged write sent after the kill; worst over the cycles), writes acknowledged,
+//! acknowledged writes lost (missing on the master afterwards: must be 0), stale read-backs,
+//! and errors seen by kind.
+//! It starts its own deployment (`tandem up`) and next to it its own `tandem proxy` (the one
+//! under load and the one it restarts), in the deployment's process group.
+
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tandem_protocol::client::Client;
+use tandem_protocol::Reply;
+
+use super::{
+    count_missing, free_block, kill9, master_addr, render_table, reply_error_kind, request,
+    spawn_tandem, start_deployment, summary_json, wait_ping, wait_ready, DeployOptions, Metric,
+    MASTER_NAME,
+};
+use crate::BenchArgs;
+
+/// How long a restarted proxy may take to answer PING.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Flags of one invocation, checked.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub clients: usize,
+    pub rate: f64,
+    pub runs: usize,
+    pub cycles: usize,
+    pub kill_after: Duration,
+    pub settle: Duration,
+    pub deploy: DeployOptions,
+}
+
+impl Options {
+    pub fn from_args(a: &BenchArgs) -> Result<Options> {
+        let rate = a.rate.unwrap_or(1000.0);
+        if !(rate.is_finite() && rate > 0.0) {
+            bail!("--rate: must be a positive number of writes per second");
+        }
+        if a.runs == 0 || a.cycles == 0 || a.clients == 0 {
+            bail!("--runs, --cycles and --clients must be at least 1");
+        }
+        if !a.sentinels.is_empty() {
+            bail!("--sentinel: proxy-restart restarts the proxy itself, so it needs its own deployment (drop --sentinel)");
+        }
+        if !matches!(a.write_concern.as_str(), "master" | "replicated") {
+            bail!("--write-concern: must be master or replicated");
+        }
+        Ok(Options {
+            clients: a.clients.min(64),
+            rate,
+            runs: a.runs,
+            cycles: a.cycles,
+            kill_after: a.kill_after,
+            settle: a.settle,
+            deploy: DeployOptions {
+                down_after_ms: a.down_after_ms,
+                failover_timeout_ms: a.failover_timeout_ms,
+                write_concern: a.write_concern.clone(),
+            },
+        })
+    }
+}
+
+/// What one run measured.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RunResult {
+    /// Worst over the cycles of: kill to every client having an acknowledged write sent after
+    /// the kill, in ms; None when some client never continued.
+    pub continue_ms: Option<f64>,
+    pub acked: u64,
+    pub failed: u64,
+    /// Acknowledged writes missing on the master afterwards.
+    pub lost: u64,
+    pub reads: u64,
+    pub stale_reads: u64,
+    pub restarts: u64,
+    /// Failed requests by kind.
+    pub errors: BTreeMap<String, u64>,
+}
+
+pub fn main(args: &BenchArgs) -> ExitCode {
+    let opts = match Options::from_args(args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("tandem bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match super::runtime(args) {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let mut results = Vec::new();
+    for i in 0..opts.runs {
+        match rt.block_on(run_once(&opts, i)) {
+            Ok(r) => {
+                if !args.json {
+                    eprintln!(
+                        "run {}: continued after {} ms, acked {}, lost {}, errors {:?}",
+                        i + 1,
+                        r.continue_ms
+                            .map(|w| format!("{w:.0}"))
+                            .unwrap_or("-".into()),
+                        r.acked,
+                        r.lost,
+                        r.errors
+                    );
+                }
+                results.push(r);
+            }
+            Err(e) => {
+                eprintln!("tandem bench: proxy-restart run {} failed: {e:#}", i + 1);
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let metrics = metrics(&results);
+    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    for r in &results {
+        for (k, v) in &r.errors {
+            *errors.entry(k.clone()).or_default() += v;
+        }
+    }
+    if args.json {
+        let (median, worst) = summary_json(&KEYS, &metrics);
+        println!(
+            "{}",
+            serde_json::json!({
+                "scenario": "proxy-restart",
+                "rate": opts.rate,
+                "clients": opts.clients,
+                "cycles": opts.cycles,
+                "write_concern": opts.deploy.write_concern,
+                "runs": results,
+                "median": median,
+                "worst": worst,
+                "errors": errors,
+            })
+        );
+    } else {
+        let title = format!(
+            "scenario proxy-restart: {} run(s), {} writes/s from {} clients, write concern {}, {} proxy kill -9/restart cycle(s) every {:?}",
+            results.len(),
+            opts.rate,
+            opts.clients,
+            opts.deploy.write_concern,
+            opts.cycles,
+            opts.kill_after
+        );
+        let mut t = render_table(&title, &metrics);
+        t.push_str("\n  errors by kind (all runs):\n");
+        if errors.is_empty() {
+            t.push_str("    none\n");
+        }
+        for (k, v) in &errors {
+            t.push_str(&format!("    {k:<40} {v:>8}\n"));
+        }
+        print!("{t}");
+    }
+    ExitCode::SUCCESS
+}
+
+const KEYS: [&str; 7] = [
+    "continue_ms",
+    "acked",
+    "failed",
+    "lost",
+    "reads",
+    "stale_reads",
+    "restarts",
+];
+
+fn metrics(results: &[RunResult]) -> Vec<Metric> {
+    let col = |f: fn(&RunResult) -> f64| results.iter().map(f).collect::<Vec<_>>();
+    vec![
+        (
+            "time until clients continued (ms)",
+            col(|r| r.continue_ms.unwrap_or(f64::INFINITY)),
+            true,
+        ),
+        ("writes acknowledged", col(|r| r.acked as f64), false),
+        ("writes failed", col(|r| r.failed as f64), true),
+        ("acknowledged writes lost", col(|r| r.lost as f64), true),
+        ("read-backs", col(|r| r.reads as f64), false),
+        ("stale reads", col(|r| r.stale_reads as f64), true),
+        ("proxy restarts", col(|r| r.restarts as f64), false),
+    ]
+}
+
+#[derive(Default)]
+struct WriterLog {
+    /// (sequence number, send time, ack time) of every acknowledged write.
+    acked: Vec<(u64, Instant, Instant)>,
+    failed: u64,
+    reads: u64,
+    stale: u64,
+    errors: BTreeMap<String, u64>,
+}
+
+fn key(run: usize, client: usize, seq: u64) -> String {
+    format!("proxy-restart:{run}:{client}:{seq}")
+}
+
+/// One writer: a write every `interval` (open loop), each acknowledged write read back.
+async fn writer(
+    proxy: String,
+    run: usize,
+    id: usize,
+    interval: Duration,
+    stop: Arc<AtomicBool>,
+) -> WriterLog {
+    let mut log = WriterLog::default();
+    let mut conn: Option<Client> = None;
+    let mut next = tokio::time::Instant::now() + interval.mul_f64(id as f64 / 8.0);
+    let mut seq = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep_until(next).await;
+        next += interval;
+        seq += 1;
+        let k = key(run, id, seq);
+        let v = seq.to_string();
+        let sent = Instant::now();
+        match request(&mut conn, &proxy, &["SET", &k, &v]).await {
+            Ok(Reply::Ok) => log.acked.push((seq, sent, Instant::now())),
+            Ok(r) => {
+                log.failed += 1;
+                *log.errors
+                    .entry(format!("SET {}", reply_error_kind(&r)))
+                    .or_default() += 1;
+                continue;
+            }
+            Err(kind) => {
+                log.failed += 1;
+                *log.errors.entry(format!("SET {kind}")).or_default() += 1;
+                continue;
+            }
+        }
+        match request(&mut conn, &proxy, &["GET", &k]).await {
+            Ok(Reply::Bulk(b)) => {
+                log.reads += 1;
+                if b.as_ref() != v.as_bytes() {
+                    log.stale += 1;
+                }
+            }
+            Ok(Reply::Nil) => {
+                log.reads += 1;
+                log.stale += 1;
+            }
+            Ok(r) => {
+                *log.errors
+                    .entry(format!("GET {}", reply_error_kind(&r)))
+                    .or_default() += 1
+            }
+            Err(kind) => *log.errors.entry(format!("GET {kind}")).or_default() += 1,
+        }
+    }
+    log
+}
+
+/// Starts `tandem proxy` with `argv` and waits until it answers on `addr`; a start that
+/// fails (the killed one may still hold the port for a moment) is retried.
+async fn start_proxy(
+    argv: &[String],
+    addr: &str,
+    log: &std::path::Path,
+    pgid: Option<i32>,
+) -> Result<std::process::Child> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    let mut child = spawn_tandem(argv, log, pgid)?;
+    loop {
+        if child.try_wait()?.is_some() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            child = spawn_tandem(argv, log, pgid)?;
+        }
+        if wait_ping(addr, Duration::from_millis(100)).await.is_ok() {
+            return Ok(child);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("the proxy on {addr} did not answer PING within {START_TIMEOUT:?}");
+        }
+    }
+}
+
+async fn run_once(o: &Options, run: usize) -> Result<RunResult> {
+    let dep = start_deployment(&o.deploy)?;
+    wait_ready(&dep).await?;
+    let port = free_block(1)?;
+    let metrics_port = free_block(1)?;
+    let addr = format!("127.0.0.1:{port}");
+    let argv: Vec<String> = vec![
+        "proxy".into(),
+        "--listen".into(),
+        addr.clone(),
+        "--sentinels".into(),
+        dep.sentinels.join(","),
+        "--master-name".into(),
+        MASTER_NAME.into(),
+        "--metrics".into(),
+        format!("127.0.0.1:{metrics_port}"),
+        "--write-concern".into(),
+        o.deploy.write_concern.clone(),
+    ];
+    let log = dep
+        .dir
+        .as_ref()
+        .context("no deployment directory")?
+        .path()
+        .join("proxy-under-test.log");
+    let mut proxy = start_proxy(&argv, &addr, &log, dep.pgid()).await?;
+    // The proxy has found the master when a write through it is acknowledged.
+    let deadline = Instant::now() + START_TIMEOUT;
+    while !matches!(
+        super::call(&addr, &["SET", "proxy-restart:probe", "1"]).await,
+        Ok(Reply::Ok)
+    ) {
+        if Instant::now() > deadline {
+            bail!("the proxy on {addr} acknowledged no write within {START_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let interval = Duration::from_secs_f64(o.clients as f64 / o.rate);
+    let writers: Vec<_> = (0..o.clients)
+        .map(|id| tokio::spawn(writer(addr.clone(), run, id, interval, stop.clone())))
+        .collect();
+    let mut kills = Vec::new();
+    let mut outcome = Ok(());
+    for _ in 0..o.cycles {
+        tokio::time::sleep(o.kill_after).await;
+        let killed_at = Instant::now();
+        if let Err(e) = kill9(proxy.id() as i32) {
+            outcome = Err(e);
+            break;
+        }
+        let _ = proxy.wait();
+        kills.push(killed_at);
+        tracing::info!(%addr, "killed the proxy");
+        match start_proxy(&argv, &addr, &log, dep.pgid()).await {
+            Ok(p) => proxy = p,
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        }
+    }
+    tokio::time::sleep(o.settle).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut logs = Vec::new();
+    for w in writers {
+        logs.push(w.await.context("a writer task failed")?);
+    }
+    let result = async {
+        outcome?;
+        let keys: Vec<String> = logs
+            .iter()
+            .enumerate()
+            .flat_map(|(id, l)| l.acked.iter().map(move |a| key(run, id, a.0)))
+            .collect();
+        let master = master_addr(&dep.sentinels).await?;
+        let lost = count_missing(&master, &keys).await?;
+        // Per kill: the latest, over the clients, of the first ack of a write sent after it.
+        let mut continue_ms = Some(0f64);
+        for k in &kills {
+            for l in &logs {
+                let first = l
+                    .acked
+                    .iter()
+                    .find(|a| a.1 > *k)
+                    .map(|a| a.2.duration_since(*k));
+                continue_ms = match (continue_ms, first) {
+                    (Some(c), Some(d)) => Some(c.max(d.as_secs_f64() * 1000.0)),
+                    _ => None,
+                };
+            }
+        }
+        let mut errors = BTreeMap::new();
+        for l in &logs {
+            for (k, v) in &l.errors {
+                *errors.entry(k.clone()).or_default() += v;
+            }
+        }
+        Ok(RunResult {
+            continue_ms,
+            acked: keys.len() as u64,
+            failed: logs.iter().map(|l| l.failed).sum(),
+            lost,
+            reads: logs.iter().map(|l| l.reads).sum(),
+            stale_reads: logs.iter().map(|l| l.stale).sum(),
+            restarts: kills.len() as u64,
+            errors,
+        })
+    }
+    .await;
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    drop(dep);
+    result
+}
