@@ -33,7 +33,6 @@ fn run_scenario(name: &str, extra: &[&str]) -> serde_json::Value {
 }
 
 #[test]
-#[ignore = "known proxy bug: a read in flight to a replica that is killed fails instead of being resent to another node (proxy/src/pool.rs fail_inflight); issue 6/7"]
 fn replica_churn_reads_never_fail_nor_go_stale() {
     let v = run_scenario("replica-churn", &["--rate", "1000", "--clients", "8"]);
     assert_eq!(v["scenario"], "replica-churn");

@@ -60,6 +60,9 @@ pub struct Pending {
     pub start: Instant,
     /// Index of the route label (for the latency histogram).
     pub route: u8,
+    /// A read sent to a replica keeps its arguments: if that replica dies before replying,
+    /// the read is resent to the master (safe: it changes nothing) instead of failing.
+    pub resend: Option<Box<[Bytes]>>,
 }
 
 #[derive(Debug, Clone)]
@@ -207,10 +210,44 @@ impl BackendConn {
                     p.inbox.complete(p.seq, msg.as_bytes());
                     write_failing = p.kind == Kind::WriteHeld;
                 }
+                Kind::Plain if p.resend.is_some() => self.resend_to_master(p, msg),
                 Kind::Plain | Kind::SelectProbe => p.inbox.complete(p.seq, msg.as_bytes()),
             }
         }
         self.worker.metrics.error("backend_lost");
+    }
+}
+
+impl BackendConn {
+    /// A replica read whose replica died: resend it to the current master (once), or fail it
+    /// with `msg` when no master is usable.
+    fn resend_to_master(&self, mut p: Pending, msg: String) {
+        let Some(args) = p.resend.take() else {
+            p.inbox.complete(p.seq, msg.as_bytes());
+            return;
+        };
+        let master = self.worker.shared.topo.load().usable_master().cloned();
+        let Some(master) = master.filter(|m| **m != *self.key.addr) else {
+            p.inbox.complete(p.seq, msg.as_bytes());
+            return;
+        };
+        let proto = if self.key.resp3 {
+            Protocol::Resp3
+        } else {
+            Protocol::Resp2
+        };
+        let c = self.worker.conn(&master, proto, self.key.db, p.seq);
+        tracing::debug!(replica = %self.key.addr, %master, "resending a read lost with its replica to the master");
+        if c.is_ready() {
+            c.send(&args, p);
+            return;
+        }
+        tokio::task::spawn_local(async move {
+            match c.ready().await {
+                Ok(()) => c.send(&args, p),
+                Err(_) => p.inbox.complete(p.seq, msg.as_bytes()),
+            }
+        });
     }
 }
 

@@ -504,6 +504,7 @@ impl Session {
             kind,
             start: Instant::now(),
             route: route as u8,
+            resend: None,
         }
     }
 
@@ -698,7 +699,9 @@ impl Session {
             if c.is_ready() || c.ready().await.is_ok() {
                 self.metrics().command(spec_idx, Route::Replica);
                 let seq = self.inbox.alloc();
-                c.send(args, self.pending(seq, Kind::Plain, Route::Replica));
+                let mut pending = self.pending(seq, Kind::Plain, Route::Replica);
+                pending.resend = Some(args.into());
+                c.send(args, pending);
                 return;
             }
             self.send_master_as(args, Kind::Plain, spec_idx, Route::Fallback)
