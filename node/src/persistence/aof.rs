@@ -844,11 +844,14 @@ fn install_base(
     }
     tracing::info!(file = %base, "Successfully renamed the temporary AOF base file");
     if inner.mode != Mode::Off {
-        let p = &srv.aof.progress;
-        p.size_before.store(size, Ordering::Relaxed);
-        info(srv)
-            .base_size
-            .store(p.current_size(), Ordering::Relaxed);
+        // The writer applies the new base size once it has switched files (see
+        // `Progress::new_base`); the growth of later automatic rewrites is measured from it.
+        srv.aof
+            .progress
+            .new_base
+            .store(size.max(1), Ordering::Release);
+        info(srv).base_size.store(size, Ordering::Relaxed);
+        srv.aof.kick_writer();
     }
     if inner.mode == Mode::WaitRewrite {
         inner.mode = Mode::On;

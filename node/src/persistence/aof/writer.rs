@@ -42,6 +42,11 @@ pub struct Progress {
     /// `aof_current_size`.
     pub file_bytes: AtomicU64,
     pub size_before: AtomicU64,
+    /// Size of a finished rewrite's new base (0: none pending). The writer makes it
+    /// `size_before` only once it has taken that rewrite's switch, so the old incr file's
+    /// bytes, which the base replaces, are never added on top of it, whichever of the two
+    /// (the writer's switch, the rewrite's end) comes first.
+    pub new_base: AtomicU64,
     /// Asks the writer for an fsync now, whatever the policy (shutdown).
     pub force_sync: AtomicBool,
     /// An `everysec` fsync is running (`aof_pending_bio_fsync`).
@@ -308,6 +313,10 @@ impl Core {
             };
             p.size_before
                 .fetch_add(p.file_bytes.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+        }
+        if p.new_base.load(Ordering::Acquire) != 0 && self.sh.switch.lock().is_none() {
+            p.size_before
+                .store(p.new_base.swap(0, Ordering::AcqRel), Ordering::Relaxed);
         }
         self.pending.extend_from_slice(&bytes);
         p.buffered
