@@ -6,7 +6,7 @@ mod common;
 use common::{eventually, free_port, require_tool, Proc};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -58,22 +58,9 @@ fn next_log(dir: &Path, what: &str) -> PathBuf {
         .unwrap()
 }
 
-fn spawn(mut cmd: Command, port: u16, log: PathBuf) -> Proc {
-    let f = std::fs::File::create(&log).unwrap();
-    let child = cmd
-        .stdout(Stdio::from(f.try_clone().unwrap()))
-        .stderr(Stdio::from(f))
-        .spawn()
-        .expect("start server");
-    let p = Proc {
-        child: Some(child),
-        port,
-        // The data directory belongs to the test; this one only satisfies the harness.
-        dir: tempfile::tempdir().unwrap(),
-        log,
-    };
-    p.wait_ready();
-    p
+/// The data directory belongs to the test; the harness's own temp dir is only a placeholder.
+fn spawn(cmd: Command, port: u16, log: PathBuf) -> Proc {
+    Proc::spawn(cmd, port, tempfile::tempdir().unwrap(), log)
 }
 
 /// Starts `tandem node` on `dir` expecting it to fail: returns its exit status and log.

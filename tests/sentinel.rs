@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -58,20 +58,7 @@ fn data_node(kind: Data, port: Option<u16>, replicaof: Option<u16>) -> Proc {
     if let Some(m) = replicaof {
         cmd.args(["--replicaof", "127.0.0.1", &m.to_string()]);
     }
-    let logf = std::fs::File::create(&log).expect("log file");
-    let child = cmd
-        .stdout(Stdio::from(logf.try_clone().expect("log")))
-        .stderr(Stdio::from(logf))
-        .spawn()
-        .expect("cannot start the data node");
-    let p = Proc {
-        child: Some(child),
-        port,
-        dir,
-        log,
-    };
-    p.wait_ready();
-    p
+    Proc::spawn(cmd, port, dir, log)
 }
 
 /// One command on a fresh connection (the target may be dead: errors are values).
@@ -1004,33 +991,9 @@ fn replies_match_redis_sentinel() {
     let master = data_node(Data::Redis, None, None);
     let replica = data_node(Data::Redis, None, Some(master.port));
     let m = master.port.to_string();
-    let conf_dir = tempfile::tempdir().unwrap();
-    let rport = free_port();
-    let conf = conf_dir.path().join("sentinel.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "port {rport}\nbind 127.0.0.1\ndir {}\nsentinel monitor {NAME} 127.0.0.1 {m} 2\nsentinel down-after-milliseconds {NAME} 1000\nsentinel failover-timeout {NAME} 3000\n",
-            conf_dir.path().display()
-        ),
-    )
-    .unwrap();
-    let log = conf_dir.path().join("redis-sentinel.log");
-    let logf = std::fs::File::create(&log).unwrap();
-    let child = Command::new("redis-server")
-        .arg(&conf)
-        .arg("--sentinel")
-        .stdout(Stdio::from(logf.try_clone().unwrap()))
-        .stderr(Stdio::from(logf))
-        .spawn()
-        .expect("redis-sentinel");
-    let theirs = Proc {
-        child: Some(child),
-        port: rport,
-        dir: tempfile::tempdir().unwrap(),
-        log,
-    };
-    theirs.wait_ready();
+    let down_after = format!("sentinel down-after-milliseconds {NAME} 1000");
+    let failover_timeout = format!("sentinel failover-timeout {NAME} 3000");
+    let theirs = Proc::redis_sentinel(NAME, master.port, 2, &[&down_after, &failover_timeout]);
     let state = tempfile::tempdir().unwrap();
     let ours = Proc::sentinel(
         free_port(),

@@ -153,7 +153,8 @@ impl Proc {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn spawn(mut cmd: Command, port: u16, dir: tempfile::TempDir, log: PathBuf) -> Proc {
+    /// Runs `cmd` with its output in `log`, and waits until `port` answers PING.
+    pub fn spawn(mut cmd: Command, port: u16, dir: tempfile::TempDir, log: PathBuf) -> Proc {
         let logf = std::fs::File::create(&log).expect("log file");
         let child = cmd
             .stdout(Stdio::from(logf.try_clone().expect("log")))
