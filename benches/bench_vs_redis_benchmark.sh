@@ -17,42 +17,15 @@ CLIENTS=${CLIENTS:-50}
 KEYS=${KEYS:-100000}
 PIPELINES=${PIPELINES:-"1 16"}
 THREADS=${THREADS:-}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=$TARGET_DIR/release/tandem
-
-for tool in redis-server redis-benchmark redis-cli python3; do
-  command -v "$tool" >/dev/null || {
-    echo "error: $tool not found (apt-get install -y redis-server redis-tools python3)" >&2
-    exit 1
-  }
-done
-
-echo "building the release binary..." >&2
-(cd "$ROOT" && cargo build --release -q --bin tandem)
-
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+source "$(dirname "$0")/lib.sh"
+require_tools redis-server redis-benchmark redis-cli python3
+build_release
 
 PORT=$(free_port)
 redis-server --port "$PORT" --bind 127.0.0.1 --dir "$WORK" --save "" --appendonly no \
   >"$WORK/redis.log" 2>&1 &
 PIDS+=("$!")
-for _ in $(seq 1 200); do
-  [ "$(redis-cli -p "$PORT" PING 2>/dev/null)" = PONG ] && break
-  sleep 0.05
-done
-[ "$(redis-cli -p "$PORT" PING 2>/dev/null)" = PONG ] || { echo "error: redis-server did not start" >&2; cat "$WORK/redis.log" >&2; exit 1; }
+wait_ready "$PORT" "$!" redis
 
 # Each run leaves "ops/s cpu-seconds" in $WORK/result (cpu = user + sys of the tool itself,
 # from bash's `time`: the tool's own cost, robust to other load on the machine).
@@ -76,7 +49,6 @@ tb() {
   echo "$ops $(awk '{ print $1 + $2 }' "$WORK/time")" >"$WORK/result"
 }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 # CPU microseconds per request: per_req CPU_SECONDS
 per_req() { awk -v c="$1" -v n="$REQUESTS" 'BEGIN { printf "%.2f", c * 1e6 / n }'; }
 

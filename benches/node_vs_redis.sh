@@ -14,47 +14,13 @@ set -euo pipefail
 REQUESTS=${REQUESTS:-200000}
 CLIENTS=${CLIENTS:-50}
 KEYS=${KEYS:-1000000}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-NODE_BIN=$TARGET_DIR/release/tandem
-
-for tool in redis-server redis-benchmark redis-cli; do
-  command -v "$tool" >/dev/null || {
-    echo "error: $tool not found (apt-get install -y redis-server redis-tools)" >&2
-    exit 1
-  }
-done
-
-echo "building the release binary..." >&2
-(cd "$ROOT" && cargo build --release -q --bin tandem)
-
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-
-# A free loopback port: bind to port 0 and read what the kernel chose.
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_ready() { # port pid name
-  for _ in $(seq 1 200); do
-    if [ "$(redis-cli -p "$1" PING 2>/dev/null)" = PONG ]; then return 0; fi
-    kill -0 "$2" 2>/dev/null || { echo "error: $3 exited; log:" >&2; cat "$WORK/$3.log" >&2; exit 1; }
-    sleep 0.05
-  done
-  echo "error: $3 did not answer PING on port $1" >&2
-  exit 1
-}
+source "$(dirname "$0")/lib.sh"
+require_tools redis-server redis-benchmark redis-cli python3
+build_release
 
 NODE_PORT=$(free_port)
 mkdir -p "$WORK/node" "$WORK/redis"
-"$NODE_BIN" node --port "$NODE_PORT" --bind 127.0.0.1 --dir "$WORK/node" --save "" \
+"$BIN" node --port "$NODE_PORT" --bind 127.0.0.1 --dir "$WORK/node" --save "" \
   --appendonly no >"$WORK/node.log" 2>&1 &
 NODE_PID=$!
 PIDS+=("$NODE_PID")
@@ -72,8 +38,6 @@ bench() {
   redis-benchmark -p "$1" -c "$CLIENTS" -n "$REQUESTS" -t "$2" -P "$3" --csv 2>/dev/null |
     awk -F'"' -v t="$(echo "$2" | tr a-z A-Z)" '$2 == t { print $4 }'
 }
-
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 echo "== throughput: redis-benchmark -c $CLIENTS -n $REQUESTS ($(nproc) cores) =="
 printf '%-10s %14s %14s %12s\n' test "node ops/s" "redis ops/s" node/redis

@@ -16,52 +16,19 @@
 set -euo pipefail
 
 KEYS=${KEYS:-1000000}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-NODE_BIN=$TARGET_DIR/release/tandem
+source "$(dirname "$0")/lib.sh"
+require_tools redis-server redis-cli python3
+build_release
 
-for tool in redis-server redis-cli python3; do
-  command -v "$tool" >/dev/null || {
-    echo "error: $tool not found (apt-get install -y redis-server redis-tools python3)" >&2
-    exit 1
-  }
-done
-
-echo "building the release binary..." >&2
-(cd "$ROOT" && cargo build --release -q --bin tandem)
-
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-
-wait_ready() { # port pid name
-  for _ in $(seq 1 6000); do
-    if [ "$(redis-cli -p "$1" PING 2>/dev/null)" = PONG ]; then return 0; fi
-    kill -0 "$2" 2>/dev/null || { echo "error: $3 exited; log:" >&2; cat "$WORK/$3.log" >&2; exit 1; }
-    sleep 0.01
-  done
-  echo "error: $3 did not answer PING on port $1" >&2
-  exit 1
-}
 
 NODE_PORT=$(free_port)
 REDIS_PORT=$(free_port)
 mkdir -p "$WORK/node" "$WORK/redis"
 
 start_node() {
-  "$NODE_BIN" node --port "$NODE_PORT" --bind 127.0.0.1 --dir "$WORK/node" >>"$WORK/node.log" 2>&1 &
+  "$BIN" node --port "$NODE_PORT" --bind 127.0.0.1 --dir "$WORK/node" >>"$WORK/node.log" 2>&1 &
   NODE_PID=$!
   PIDS+=("$NODE_PID")
 }
@@ -72,9 +39,9 @@ start_redis() {
   PIDS+=("$REDIS_PID")
 }
 start_node
-wait_ready "$NODE_PORT" "$NODE_PID" node
+wait_ready "$NODE_PORT" "$NODE_PID" node 60
 start_redis
-wait_ready "$REDIS_PORT" "$REDIS_PID" redis
+wait_ready "$REDIS_PORT" "$REDIS_PID" redis 60
 
 echo "== dataset: $KEYS string keys + $((KEYS / 100)) each of hash/list/set/zset, via redis-cli --pipe =="
 awk -v n="$KEYS" 'BEGIN {
@@ -154,8 +121,8 @@ printf '%-24s %11ss %11ss %12s\n' "BGSAVE duration" "$node_bg" "$redis_bg" "$(ra
 echo
 echo "== start-up load of the dump (kill -9, restart, time until PING answers) =="
 kill -9 "$NODE_PID" "$REDIS_PID"; wait "$NODE_PID" "$REDIS_PID" 2>/dev/null || true
-t=$(now); start_node; wait_ready "$NODE_PORT" "$NODE_PID" node; node_load=$(elapsed "$t")
-t=$(now); start_redis; wait_ready "$REDIS_PORT" "$REDIS_PID" redis; redis_load=$(elapsed "$t")
+t=$(now); start_node; wait_ready "$NODE_PORT" "$NODE_PID" node 60; node_load=$(elapsed "$t")
+t=$(now); start_redis; wait_ready "$REDIS_PORT" "$REDIS_PID" redis 60; redis_load=$(elapsed "$t")
 for port in "$NODE_PORT" "$REDIS_PORT"; do
   size=$(redis-cli -p "$port" DBSIZE)
   [ "$size" = "$TOTAL" ] || { echo "error: DBSIZE $size after load on port $port, expected $TOTAL" >&2; exit 1; }

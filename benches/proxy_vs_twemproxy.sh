@@ -18,47 +18,14 @@ set -euo pipefail
 REQUESTS=${REQUESTS:-200000}
 CLIENTS=${CLIENTS:-50}
 PROXY_THREADS=${PROXY_THREADS:-0}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=$TARGET_DIR/release/tandem
 NUTCRACKER=$(command -v nutcracker || echo /usr/sbin/nutcracker)
-
-for tool in redis-server redis-benchmark redis-cli; do
-  command -v "$tool" >/dev/null || {
-    echo "error: $tool not found (apt-get install -y redis-server redis-tools)" >&2
-    exit 1
-  }
-done
+source "$(dirname "$0")/lib.sh"
+require_tools redis-server redis-benchmark redis-cli python3
 [ -x "$NUTCRACKER" ] || {
   echo "error: nutcracker (twemproxy) not found (apt-get install -y nutcracker)" >&2
   exit 1
 }
-
-echo "building the release binary..." >&2
-(cd "$ROOT" && cargo build --release -q --bin tandem)
-
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_ready() { # port pid name
-  for _ in $(seq 1 200); do
-    if [ "$(redis-cli -p "$1" PING 2>/dev/null)" = PONG ]; then return 0; fi
-    kill -0 "$2" 2>/dev/null || { echo "error: $3 exited; log:" >&2; cat "$WORK/$3.log" >&2; exit 1; }
-    sleep 0.05
-  done
-  echo "error: $3 did not answer PING on port $1" >&2
-  exit 1
-}
+build_release
 
 REDIS_PORT=$(free_port)
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$WORK" --save "" --appendonly no \
@@ -98,8 +65,6 @@ bench() {
       { gsub(/"/, "", $1); gsub(/"/, "", $NF) }
       $1 == t { print $2, $5 }'
 }
-
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 echo "== redis-benchmark -c $CLIENTS -n $REQUESTS ($(nproc) cores, proxy threads: $PROXY_THREADS) =="
 printf '%-4s %-3s %12s %12s %12s %9s %9s %10s %10s %10s %10s\n' \

@@ -17,45 +17,15 @@ KEYS=${KEYS:-1000000}
 VALUE_SIZE=${VALUE_SIZE:-90}
 RATE=${RATE:-50000}
 SECONDS_RUN=${DURATION:-10}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-NODE_BIN=$TARGET_DIR/release/tandem
-
-for tool in redis-server redis-cli python3; do
-  command -v "$tool" >/dev/null || { echo "error: $tool not found" >&2; exit 1; }
-done
-
-echo "building the release binary..." >&2
-(cd "$ROOT" && cargo build --release -q --bin tandem)
-
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_ready() { # port pid name
-  for _ in $(seq 1 400); do
-    if [ "$(redis-cli -p "$1" PING 2>/dev/null)" = PONG ]; then return 0; fi
-    kill -0 "$2" 2>/dev/null || { echo "error: $3 exited; log:" >&2; cat "$WORK/$3.log" >&2; exit 1; }
-    sleep 0.05
-  done
-  echo "error: $3 did not answer PING on port $1" >&2
-  exit 1
-}
+source "$(dirname "$0")/lib.sh"
+require_tools redis-server redis-cli python3
+build_release
 
 start() { # kind name -> prints port
   local port; port=$(free_port)
   mkdir -p "$WORK/$2"
   if [ "$1" = tandem ]; then
-    "$NODE_BIN" node --port "$port" --bind 127.0.0.1 --dir "$WORK/$2" >"$WORK/$2.log" 2>&1 &
+    "$BIN" node --port "$port" --bind 127.0.0.1 --dir "$WORK/$2" >"$WORK/$2.log" 2>&1 &
   else
     redis-server --port "$port" --bind 127.0.0.1 --dir "$WORK/$2" --save "" --appendonly no \
       --repl-diskless-sync yes --repl-diskless-sync-delay 0 >"$WORK/$2.log" 2>&1 &
@@ -150,7 +120,6 @@ PY
 echo "== full sync: $KEYS keys of $VALUE_SIZE bytes, diskless, $(nproc) cores =="
 read -r tsync tm tr < <(full_sync tandem)
 read -r rsync rm rr < <(full_sync redis)
-ratio() { python3 -c "a,b=$1,$2; print(f'{a/b:.2f}' if b else 'n/a')"; }
 printf '%-12s %10s %10s %14s\n' "" tandem redis tandem/redis
 printf '%-12s %9ss %9ss %14s\n' "full sync" "$tsync" "$rsync" "$(ratio "$tsync" "$rsync")"
 
