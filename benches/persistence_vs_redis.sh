@@ -28,7 +28,8 @@ REDIS_PORT=$(free_port)
 mkdir -p "$WORK/node" "$WORK/redis"
 
 start_node() {
-  "$BIN" node --port "$NODE_PORT" --bind 127.0.0.1 --dir "$WORK/node" >>"$WORK/node.log" 2>&1 &
+  "$BIN" node --port "$NODE_PORT" --bind 127.0.0.1 --dir "$WORK/node" --save "" \
+    --appendonly no >>"$WORK/node.log" 2>&1 &
   NODE_PID=$!
   PIDS+=("$NODE_PID")
 }
