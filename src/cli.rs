@@ -76,10 +76,8 @@ pub struct NodeArgs {
 impl NodeArgs {
     /// The file's configuration (or defaults) with the flags applied on top.
     pub fn resolve(&self) -> Result<NodeConfig, String> {
-        let mut c: NodeConfig = match &self.config {
-            Some(p) => tandem_config::load(p).map_err(|e| e.to_string())?,
-            None => NodeConfig::default(),
-        };
+        let mut c: NodeConfig =
+            tandem_config::load_or_default(self.config.as_deref()).map_err(|e| e.to_string())?;
         if let Some(v) = self.port {
             c.port = v;
         }
@@ -181,10 +179,8 @@ pub struct SentinelArgs {
 impl SentinelArgs {
     /// The file's configuration (or defaults) with the flags applied on top.
     pub fn resolve(&self) -> Result<SentinelConfig, String> {
-        let mut c: SentinelConfig = match &self.config {
-            Some(p) => tandem_config::load(p).map_err(|e| e.to_string())?,
-            None => SentinelConfig::default(),
-        };
+        let mut c: SentinelConfig =
+            tandem_config::load_or_default(self.config.as_deref()).map_err(|e| e.to_string())?;
         if let Some(v) = self.port {
             c.port = v;
         }
@@ -295,10 +291,8 @@ pub struct ProxyArgs {
 impl ProxyArgs {
     /// The file's configuration (or defaults) with the flags applied on top.
     pub fn resolve(&self) -> Result<ProxyConfig, String> {
-        let mut c: ProxyConfig = match &self.config {
-            Some(p) => tandem_config::load(p).map_err(|e| e.to_string())?,
-            None => ProxyConfig::default(),
-        };
+        let mut c: ProxyConfig =
+            tandem_config::load_or_default(self.config.as_deref()).map_err(|e| e.to_string())?;
         if let Some(v) = &self.listen {
             c.listen = v.clone();
         }
@@ -424,16 +418,8 @@ fn run_sentinel(args: SentinelArgs) -> ExitCode {
         }
     };
     init_logging(args.loglevel.as_deref().unwrap_or("notice"));
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tandem sentinel: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+    let Some(rt) = runtime("sentinel") else {
+        return ExitCode::from(1);
     };
     let result = rt.block_on(async move {
         let addr = format!("{}:{}", config.bind, config.port);
@@ -450,6 +436,22 @@ fn run_sentinel(args: SentinelArgs) -> ExitCode {
         Err(e) => {
             eprintln!("tandem sentinel: {e}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// The runtime of the node and the sentinel: one worker for accepting and periodic work
+/// (the node's connections run on threads of their own). `None` after reporting the error.
+fn runtime(what: &str) -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("tandem {what}: cannot start the runtime: {e}");
+            None
         }
     }
 }
@@ -473,16 +475,8 @@ fn run_node(args: NodeArgs) -> ExitCode {
         }
     };
     init_logging(&config.loglevel);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tandem node: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+    let Some(rt) = runtime("node") else {
+        return ExitCode::from(1);
     };
     let result = rt.block_on(async move {
         let addr = format!("{}:{}", config.bind, config.port);
@@ -495,15 +489,7 @@ fn run_node(args: NodeArgs) -> ExitCode {
             srv.admin.set_config_file(path);
         }
         tandem_node::persistence::load_at_startup(&srv)?;
-        let signal = async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {},
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; }, None => std::future::pending::<()>().await } } => {},
-            }
-            tracing::info!("received a shutdown signal");
-        };
-        tandem_node::run(srv, listener, signal)
+        tandem_node::run(srv, listener, shutdown_signal())
             .await
             .map_err(|e| e.to_string())
     });

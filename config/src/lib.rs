@@ -9,7 +9,7 @@ mod proxy;
 mod sentinel;
 mod units;
 
-pub use load::{load, parse, ConfigError};
+pub use load::{load, load_or_default, parse, ConfigError};
 pub use node::{AppendFsync, MaxmemoryPolicy, NodeConfig, ReplicaOf};
 pub use proxy::{ProxyConfig, ReadPolicy, WriteConcern};
 pub use sentinel::{MonitorConfig, SentinelConfig};

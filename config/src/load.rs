@@ -35,6 +35,17 @@ pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
     parse(&text, path)
 }
 
+/// The configuration in `path`, or `T`'s defaults when no file is given (a command line
+/// without `--config`).
+pub fn load_or_default<T: DeserializeOwned + Default>(
+    path: Option<&Path>,
+) -> Result<T, ConfigError> {
+    match path {
+        Some(p) => load(p),
+        None => Ok(T::default()),
+    }
+}
+
 /// Parses TOML `text` (said to come from `path`, for messages) into `T`.
 pub fn parse<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
     toml::from_str::<T>(text).map_err(|e| {
