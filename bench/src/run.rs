@@ -27,16 +27,9 @@ pub fn main(args: BenchArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.worker_threads())
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime(&args) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tandem bench: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     match rt.block_on(run(&args, plan)) {
         Ok(_) => ExitCode::SUCCESS,
@@ -99,4 +92,16 @@ pub async fn run(args: &BenchArgs, plan: Vec<LoadSpec>) -> anyhow::Result<Vec<Ta
         write_hdr_log(path, wall_start, &tagged)?;
     }
     Ok(reports)
+}
+
+/// The multi-thread runtime of a run or a scenario, or the exit code when it cannot start.
+pub fn runtime(args: &crate::BenchArgs) -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.worker_threads())
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("tandem bench: cannot start the runtime: {e}");
+            ExitCode::from(1)
+        })
 }

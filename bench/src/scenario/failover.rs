@@ -97,39 +97,24 @@ pub fn main(args: &BenchArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.worker_threads())
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tandem bench: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+    let results = match super::run_all(
+        args,
+        "failover",
+        opts.runs,
+        |i| run_once(&opts, i),
+        |r: &RunResult| {
+            format!(
+                "window {} ms, acked {}, lost {}, stale reads {}",
+                r.window_ms.map(|w| format!("{w:.0}")).unwrap_or("-".into()),
+                r.acked,
+                r.lost,
+                r.stale_reads
+            )
+        },
+    ) {
+        Ok(r) => r,
+        Err(code) => return code,
     };
-    let mut results = Vec::new();
-    for i in 0..opts.runs {
-        match rt.block_on(run_once(&opts, i)) {
-            Ok(r) => {
-                if !args.json {
-                    eprintln!(
-                        "run {}: window {} ms, acked {}, lost {}, stale reads {}",
-                        i + 1,
-                        r.window_ms.map(|w| format!("{w:.0}")).unwrap_or("-".into()),
-                        r.acked,
-                        r.lost,
-                        r.stale_reads
-                    );
-                }
-                results.push(r);
-            }
-            Err(e) => {
-                eprintln!("tandem bench: failover run {} failed: {e:#}", i + 1);
-                return ExitCode::from(1);
-            }
-        }
-    }
     if args.json {
         println!("{}", json(&opts, &results));
     } else {

@@ -52,18 +52,35 @@ pub struct DeployOptions {
     pub write_concern: String,
 }
 
-/// A multi-thread runtime for a scenario, or the exit code when it cannot start.
-pub fn runtime(
+/// Runs a scenario `runs` times on one runtime, printing `line` of each result on stderr
+/// (unless `--json`). The results, or exit code 1 after the first run that failed.
+pub fn run_all<R, Fut>(
     args: &crate::BenchArgs,
-) -> std::result::Result<tokio::runtime::Runtime, std::process::ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.worker_threads())
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("tandem bench: cannot start the runtime: {e}");
-            std::process::ExitCode::from(1)
-        })
+    name: &str,
+    runs: usize,
+    run_once: impl Fn(usize) -> Fut,
+    line: impl Fn(&R) -> String,
+) -> std::result::Result<Vec<R>, std::process::ExitCode>
+where
+    Fut: std::future::Future<Output = Result<R>>,
+{
+    let rt = crate::run::runtime(args)?;
+    let mut results = Vec::with_capacity(runs);
+    for i in 0..runs {
+        match rt.block_on(run_once(i)) {
+            Ok(r) => {
+                if !args.json {
+                    eprintln!("run {}: {}", i + 1, line(&r));
+                }
+                results.push(r);
+            }
+            Err(e) => {
+                eprintln!("tandem bench: {name} run {} failed: {e:#}", i + 1);
+                return Err(std::process::ExitCode::from(1));
+            }
+        }
+    }
+    Ok(results)
 }
 
 /// Spawns `tandem ARGS` (this same binary) with output appended to `log`, in process group

@@ -95,34 +95,26 @@ pub fn main(args: &BenchArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match super::runtime(args) {
-        Ok(rt) => rt,
+    let results = match super::run_all(
+        args,
+        "proxy-restart",
+        opts.runs,
+        |i| run_once(&opts, i),
+        |r: &RunResult| {
+            format!(
+                "continued after {} ms, acked {}, lost {}, errors {:?}",
+                r.continue_ms
+                    .map(|w| format!("{w:.0}"))
+                    .unwrap_or("-".into()),
+                r.acked,
+                r.lost,
+                r.errors
+            )
+        },
+    ) {
+        Ok(r) => r,
         Err(code) => return code,
     };
-    let mut results = Vec::new();
-    for i in 0..opts.runs {
-        match rt.block_on(run_once(&opts, i)) {
-            Ok(r) => {
-                if !args.json {
-                    eprintln!(
-                        "run {}: continued after {} ms, acked {}, lost {}, errors {:?}",
-                        i + 1,
-                        r.continue_ms
-                            .map(|w| format!("{w:.0}"))
-                            .unwrap_or("-".into()),
-                        r.acked,
-                        r.lost,
-                        r.errors
-                    );
-                }
-                results.push(r);
-            }
-            Err(e) => {
-                eprintln!("tandem bench: proxy-restart run {} failed: {e:#}", i + 1);
-                return ExitCode::from(1);
-            }
-        }
-    }
     let metrics = metrics(&results);
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     for r in &results {

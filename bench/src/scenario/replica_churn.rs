@@ -99,33 +99,21 @@ pub fn main(args: &BenchArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match super::runtime(args) {
-        Ok(rt) => rt,
+    let results = match super::run_all(
+        args,
+        "replica-churn",
+        opts.runs,
+        |i| run_once(&opts, i),
+        |r: &RunResult| {
+            format!(
+                "reads {}, failed {}, stale {}, max lag {} B / {} s",
+                r.reads, r.reads_failed, r.stale_reads, r.max_lag_bytes, r.max_lag_s
+            )
+        },
+    ) {
+        Ok(r) => r,
         Err(code) => return code,
     };
-    let mut results = Vec::new();
-    for i in 0..opts.runs {
-        match rt.block_on(run_once(&opts, i)) {
-            Ok(r) => {
-                if !args.json {
-                    eprintln!(
-                        "run {}: reads {}, failed {}, stale {}, max lag {} B / {} s",
-                        i + 1,
-                        r.reads,
-                        r.reads_failed,
-                        r.stale_reads,
-                        r.max_lag_bytes,
-                        r.max_lag_s
-                    );
-                }
-                results.push(r);
-            }
-            Err(e) => {
-                eprintln!("tandem bench: replica-churn run {} failed: {e:#}", i + 1);
-                return ExitCode::from(1);
-            }
-        }
-    }
     let metrics = metrics(&results);
     if args.json {
         let (median, worst) = summary_json(&KEYS, &metrics);
