@@ -1003,7 +1003,7 @@ impl Session {
             }
             self.client.blocked.store(true, Ordering::Relaxed);
             srv.clients.blocked.fetch_add(1, Ordering::Relaxed);
-            let outcome = self.wait_for_wake(&waker, deadline).await;
+            let outcome = self.wait_for_wake(waker.notified(), deadline).await;
             srv.clients.blocked.fetch_sub(1, Ordering::Relaxed);
             self.client.blocked.store(false, Ordering::Relaxed);
             for k in &wait_keys {
@@ -1021,13 +1021,15 @@ impl Session {
         }
     }
 
-    /// Waits for a wake-up, the deadline, a kill, shutdown, or the peer closing. Bytes the
-    /// client sends meanwhile are buffered (bounded) and run after the blocking command.
+    /// Waits for `wake` to complete, the deadline, a kill, shutdown, or the peer closing.
+    /// Bytes the client sends meanwhile are buffered (bounded) and run after the blocking
+    /// command.
     async fn wait_for_wake(
         &mut self,
-        waker: &Notify,
+        wake: impl std::future::Future<Output = ()>,
         deadline: Option<tokio::time::Instant>,
     ) -> Wake {
+        tokio::pin!(wake);
         if !self.wbuf.is_empty() && self.flush().await.is_err() {
             return Wake::Gone;
         }
@@ -1041,7 +1043,7 @@ impl Session {
             };
             self.rbuf.reserve(READ_CHUNK);
             tokio::select! {
-                _ = waker.notified() => return Wake::Retry,
+                _ = &mut wake => return Wake::Retry,
                 _ = sleep => return Wake::TimedOut,
                 _ = self.client.kill.notified() => return Wake::Gone,
                 _ = self.shutdown.changed() => return Wake::Gone,
@@ -1117,33 +1119,19 @@ impl Session {
         }
         let mut acks = srv.repl.acks.subscribe();
         srv.feed.append_meta(&[b"REPLCONF", b"GETACK", b"*"]);
-        if !self.wbuf.is_empty() && self.flush().await.is_err() {
-            return After::Close;
-        }
         let deadline =
             (timeout > 0).then(|| tokio::time::Instant::now() + Duration::from_millis(timeout));
-        let limit = srv.config.load().client_query_buffer_limit.0 as usize;
         self.client.blocked.store(true, Ordering::Relaxed);
         srv.clients.blocked.fetch_add(1, Ordering::Relaxed);
+        let mut acks_closed = false;
         let gone = loop {
-            let sleep = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
+            let changed = async {
+                acks_closed = acks.changed().await.is_err();
             };
-            self.rbuf.reserve(READ_CHUNK);
-            tokio::select! {
-                r = acks.changed() => {
-                    if r.is_err() || acked(&srv) >= n { break false; }
-                }
-                _ = sleep => break false,
-                _ = self.client.kill.notified() => break true,
-                _ = self.shutdown.changed() => break true,
-                r = self.stream.read_buf(&mut self.rbuf), if self.rbuf.len() <= limit => match r {
-                    Ok(0) | Err(_) => break true,
-                    Ok(_) => continue,
-                },
+            match self.wait_for_wake(changed, deadline).await {
+                Wake::Retry if !acks_closed && acked(&srv) < n => continue,
+                Wake::Retry | Wake::TimedOut => break false,
+                Wake::Gone => break true,
             }
         };
         srv.clients.blocked.fetch_sub(1, Ordering::Relaxed);
