@@ -45,7 +45,10 @@ fn check_common(v: &serde_json::Value) -> &serde_json::Value {
     assert_eq!(v["scenario"], "partition");
     let run = &v["runs"][0];
     // About 1 s of writes before the cut at 500/s: the load really ran.
-    assert!(count(run, "acked") > 200, "too few writes acknowledged: {v}");
+    assert!(
+        count(run, "acked") > 200,
+        "too few writes acknowledged: {v}"
+    );
     assert!(
         count(run, "connections_cut") > 0,
         "the cut closed no connection: {v}"
@@ -57,7 +60,10 @@ fn check_common(v: &serde_json::Value) -> &serde_json::Value {
         count(run, "acked_after_heal") > 0,
         "writes did not go on after the heal: {v}"
     );
-    assert!(run["window_ms"].as_f64().is_some(), "writes never resumed: {v}");
+    assert!(
+        run["window_ms"].as_f64().is_some(),
+        "writes never resumed: {v}"
+    );
     // Only writes the old master acknowledged during the cut can vanish.
     assert!(count(run, "lost_of_old_master_acks") <= count(run, "acked_by_old_master_in_cut"));
     assert!(count(run, "lost_of_old_master_acks") <= count(run, "lost"));

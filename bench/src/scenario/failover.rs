@@ -19,9 +19,9 @@ use super::{
 };
 #[cfg(test)]
 use super::{field, median};
+use crate::BenchArgs;
 #[cfg(test)]
 use tandem_protocol::Reply;
-use crate::BenchArgs;
 
 /// Prefix of the scenario's keys.
 const PREFIX: &str = "failover";

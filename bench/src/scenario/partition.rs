@@ -209,13 +209,21 @@ fn metrics(results: &[RunResult]) -> Vec<Metric> {
             true,
         ),
         ("acknowledged writes lost", col(|r| r.lost as f64), true),
-        ("writes refused in the cut", col(|r| r.refused_in_cut as f64), true),
+        (
+            "writes refused in the cut",
+            col(|r| r.refused_in_cut as f64),
+            true,
+        ),
         (
             "writes unanswered in the cut",
             col(|r| r.no_reply_in_cut as f64),
             true,
         ),
-        ("acked after the heal", col(|r| r.acked_after_heal as f64), false),
+        (
+            "acked after the heal",
+            col(|r| r.acked_after_heal as f64),
+            false,
+        ),
         (
             "old master rejoined (1 = yes)",
             col(|r| if r.rejoined { 1.0 } else { 0.0 }),

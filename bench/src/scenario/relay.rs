@@ -139,13 +139,9 @@ async fn forward(mut client: TcpStream, target: SocketAddr) {
     };
     let _ = client.set_nodelay(true);
     let _ = node.set_nodelay(true);
-    let _ = tokio::io::copy_bidirectional_with_sizes(
-        &mut client,
-        &mut node,
-        COPY_BUFFER,
-        COPY_BUFFER,
-    )
-    .await;
+    let _ =
+        tokio::io::copy_bidirectional_with_sizes(&mut client, &mut node, COPY_BUFFER, COPY_BUFFER)
+            .await;
 }
 
 #[cfg(test)]

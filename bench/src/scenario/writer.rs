@@ -116,9 +116,11 @@ pub fn acked_keys<'a>(
     run: usize,
     logs: &'a [WriterLog],
 ) -> impl Iterator<Item = (String, Ack)> + 'a {
-    logs.iter()
-        .enumerate()
-        .flat_map(move |(id, l)| l.acked.iter().map(move |a| (key(prefix, run, id, a.seq), *a)))
+    logs.iter().enumerate().flat_map(move |(id, l)| {
+        l.acked
+            .iter()
+            .map(move |a| (key(prefix, run, id, a.seq), *a))
+    })
 }
 
 /// The unavailability window: the longest silence between two acknowledgements that ends
@@ -238,7 +240,11 @@ mod tests {
         let t0 = Instant::now();
         let logs = vec![
             WriterLog {
-                acked: vec![ack(1, t0, 0, 10), ack(2, t0, 100, 110), ack(3, t0, 900, 950)],
+                acked: vec![
+                    ack(1, t0, 0, 10),
+                    ack(2, t0, 100, 110),
+                    ack(3, t0, 900, 950),
+                ],
                 ..Default::default()
             },
             WriterLog {
