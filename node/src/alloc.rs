@@ -30,6 +30,21 @@ fn account(delta: i64) {
     }
 }
 
+/// Returns this thread's freed memory to the OS. mimalloc keeps freed pages for reuse and
+/// purges them only when the thread next allocates, so a thread that went idle after a load
+/// would hold them for good (1M keys: RSS 170 MB for 97 MB in use; 128 MB after this). The
+/// cron and every connection worker call this once a second: with 1M keys a pass took
+/// 40-100 us under a pipelined GET load, and about 2 ms when it returned ~45 MB after the
+/// load. Only the forced pass purges at once.
+/// (The binary's allocator is mimalloc; if it were not, this would only tidy an unused heap.)
+pub fn release_free_memory() {
+    // SAFETY: mi_collect has no preconditions.
+    unsafe { libmimalloc_sys::mi_collect(true) }
+}
+
+/// How often [`release_free_memory`] runs on each thread.
+pub const RELEASE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Bytes currently allocated through [`Counting`] (0 when it is not the global allocator).
 pub fn used_memory() -> u64 {
     USED.load(Ordering::Relaxed).max(0) as u64

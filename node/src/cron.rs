@@ -17,6 +17,9 @@ pub async fn run(srv: Arc<Server>) {
         if srv.active_expire.load(Ordering::Relaxed) && !srv.is_replica() {
             crate::db::expiry::cycle(&srv);
         }
+        if last_idle_check.elapsed() >= crate::alloc::RELEASE_INTERVAL {
+            crate::alloc::release_free_memory();
+        }
         if last_idle_check.elapsed() >= Duration::from_secs(1) {
             last_idle_check = std::time::Instant::now();
             let timeout = srv.config.load().timeout;

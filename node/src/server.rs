@@ -316,9 +316,11 @@ mod io_workers {
                         let _ = tx.send(rt.handle().clone());
                         // Runs the thread's connections until the server shuts down.
                         rt.block_on(async move {
+                            let mut release = tokio::time::interval(crate::alloc::RELEASE_INTERVAL);
                             while !*stop.borrow() {
-                                if stop.changed().await.is_err() {
-                                    break;
+                                tokio::select! {
+                                    r = stop.changed() => if r.is_err() { break },
+                                    _ = release.tick() => crate::alloc::release_free_memory(),
                                 }
                             }
                             // Give sessions a moment to see the shutdown and close.
