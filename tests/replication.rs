@@ -578,3 +578,68 @@ fn replicaof_inside_multi() {
     );
     assert_eq!(c.cmd(&["SET", "k", "w"]), Resp::Simple("OK".into()));
 }
+
+/// Redis 7.0 propagates PUBLISH to replicas (never to the AOF): subscribers on a replica and
+/// on a replica of that replica get the master's messages, also from inside a transaction;
+/// a replica's own PUBLISH stays local.
+#[test]
+fn publish_reaches_subscribers_on_replicas() {
+    use common::repl::{expect_message, subscribe};
+    let m = Proc::node(&["--appendonly", "yes"]);
+    let r1 = replica_of(&m);
+    let r2 = replica_of(&r1);
+    let mut s1 = subscribe(&r1, "news");
+    let mut s2 = subscribe(&r2, "news");
+    let mut c = m.conn();
+    // The reply counts the master's own receivers only.
+    let n: i64 = q(&mut c, &["PUBLISH", "news", "hello"]);
+    assert_eq!(n, 0);
+    expect_message(&mut s1, "news", "hello");
+    expect_message(&mut s2, "news", "hello");
+    let r: Vec<redis::Value> = redis::pipe()
+        .atomic()
+        .cmd("SELECT")
+        .arg(3)
+        .cmd("SET")
+        .arg("tx-key")
+        .arg("v")
+        .cmd("PUBLISH")
+        .arg("news")
+        .arg("in-tx")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(r[2], redis::Value::Int(0));
+    expect_message(&mut s1, "news", "in-tx");
+    expect_message(&mut s2, "news", "in-tx");
+    let mut rc2 = r2.conn();
+    let _: () = q(&mut rc2, &["SELECT", "3"]);
+    let got: Option<String> = q(&mut rc2, &["GET", "tx-key"]);
+    assert_eq!(got.as_deref(), Some("v"));
+    // A replica's PUBLISH is delivered there only.
+    let mut rc1 = r1.conn();
+    let n: i64 = q(&mut rc1, &["PUBLISH", "news", "local"]);
+    assert_eq!(n, 1);
+    expect_message(&mut s1, "news", "local");
+    let _: i64 = q(&mut c, &["PUBLISH", "news", "after"]);
+    expect_message(&mut s1, "news", "after");
+    expect_message(&mut s2, "news", "after");
+    // Offsets still agree down the chain (PUBLISH counts in the stream).
+    let off = info_u64(&mut c, "replication", "master_repl_offset");
+    let mut rc2b = r2.conn();
+    assert!(eventually(T, || info_u64(
+        &mut rc2b,
+        "replication",
+        "slave_repl_offset"
+    ) == off));
+    // The master's AOF has the write but no PUBLISH.
+    let aof_text = || {
+        let mut all = String::new();
+        for e in std::fs::read_dir(m.path().join("appendonlydir")).unwrap() {
+            let bytes = std::fs::read(e.unwrap().path()).unwrap();
+            all.push_str(&String::from_utf8_lossy(&bytes));
+        }
+        all
+    };
+    assert!(eventually(T, || aof_text().contains("tx-key")));
+    assert!(!aof_text().to_ascii_uppercase().contains("PUBLISH"));
+}

@@ -96,3 +96,41 @@ fn tandem_replicates_from_a_redis_master() {
     wait_link_up(&r2);
     assert_converge(&m, &r2, 2);
 }
+
+/// PUBLISH on a master reaches subscribers on its replica, both ways between tandem and
+/// redis-server (Redis 7.0 propagates PUBLISH to replicas).
+#[test]
+fn publish_crosses_between_tandem_and_redis() {
+    use common::repl::{expect_message, subscribe};
+    let m = Proc::node(&[]);
+    let r = Proc::redis_server(&["--replicaof", "127.0.0.1", &m.port.to_string()]);
+    wait_link_up(&r);
+    let mut s = subscribe(&r, "ch");
+    let n: i64 = redis::cmd("PUBLISH")
+        .arg("ch")
+        .arg("from-tandem")
+        .query(&mut m.conn())
+        .unwrap();
+    assert_eq!(n, 0);
+    expect_message(&mut s, "ch", "from-tandem");
+
+    let m2 = Proc::redis_server(&["--repl-diskless-sync-delay", "0"]);
+    let r2 = Proc::node(&["--replicaof", "127.0.0.1", &m2.port.to_string()]);
+    wait_link_up(&r2);
+    let mut s2 = subscribe(&r2, "ch");
+    let mut c2 = m2.conn();
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg("ch")
+        .arg("from-redis")
+        .query(&mut c2)
+        .unwrap();
+    expect_message(&mut s2, "ch", "from-redis");
+    // The tandem replica stays in step with the redis master's offset.
+    let off = info_u64(&mut c2, "replication", "master_repl_offset");
+    let mut rc2 = r2.conn();
+    assert!(eventually(T, || info_u64(
+        &mut rc2,
+        "replication",
+        "slave_repl_offset"
+    ) >= off));
+}

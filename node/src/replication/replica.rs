@@ -703,6 +703,13 @@ impl Applier {
         srv.feed.append_raw(raw, Some(self.db));
     }
 
+    /// Like [`Self::processed`] for commands that apply to no database and stay out of the
+    /// AOF (`PING`, `REPLCONF`, `PUBLISH`): relayed to our replicas only.
+    fn processed_meta(&mut self, srv: &Server, raw: &[u8]) {
+        self.reploff += raw.len() as u64;
+        srv.feed.append_raw_meta(raw);
+    }
+
     fn apply(&mut self, srv: &Server, args: Vec<Bytes>, raw: Bytes, out: &mut BytesMut) {
         if args.is_empty() {
             self.processed(srv, &raw);
@@ -737,8 +744,13 @@ impl Applier {
                     // The ACK excludes the GETACK's own bytes.
                     out.extend_from_slice(&ack_cmd(self.reploff));
                 }
+                self.processed_meta(srv, &raw);
+                return;
             }
-            Cmd::Ping => {}
+            Cmd::Ping => {
+                self.processed_meta(srv, &raw);
+                return;
+            }
             Cmd::Multi => {
                 self.multi = Some((Vec::new(), BytesMut::from(&raw[..])));
                 return;
@@ -788,7 +800,11 @@ impl Applier {
         }
         let db_after = ctx.db;
         // The stream's database for the relay is the one before these commands ran.
-        self.processed(srv, raw);
+        if cmds.len() == 1 && crate::propagate::is_repl_only(&cmds[0].1) {
+            self.processed_meta(srv, raw);
+        } else {
+            self.processed(srv, raw);
+        }
         self.db = db_after;
         drop(ctx);
     }
