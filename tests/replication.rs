@@ -643,3 +643,385 @@ fn publish_reaches_subscribers_on_replicas() {
     assert!(eventually(T, || aof_text().contains("tx-key")));
     assert!(!aof_text().to_ascii_uppercase().contains("PUBLISH"));
 }
+
+/// A replica by hand over raw TCP: bytes as they come, keepalive newlines counted.
+struct RawReplica {
+    s: std::net::TcpStream,
+    buf: Vec<u8>,
+    newlines: usize,
+}
+
+impl RawReplica {
+    /// Connects and sends `REPLCONF capa eof capa psync2` (if `eof`), reading its `+OK`.
+    fn connect(port: u16, eof: bool) -> RawReplica {
+        let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        let mut r = RawReplica {
+            s,
+            buf: Vec::new(),
+            newlines: 0,
+        };
+        if eof {
+            r.send(&["REPLCONF", "capa", "eof", "capa", "psync2"]);
+            assert_eq!(r.line(), "+OK");
+        }
+        r
+    }
+
+    fn send(&mut self, args: &[&str]) {
+        self.s.write_all(&common::encode_cmd(args)).unwrap();
+    }
+
+    fn fill(&mut self) {
+        let mut chunk = [0u8; 64 * 1024];
+        let n = self.s.read(&mut chunk).expect("read from master");
+        assert!(n > 0, "master closed the connection");
+        self.buf.extend_from_slice(&chunk[..n]);
+    }
+
+    /// The next non-empty line (without CRLF), counting the bare `\n` keepalives before it.
+    fn line(&mut self) -> String {
+        loop {
+            while self.buf.first() == Some(&b'\n') {
+                self.buf.remove(0);
+                self.newlines += 1;
+            }
+            if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let l = String::from_utf8_lossy(&self.buf[..i]).into_owned();
+                self.buf.drain(..i + 2);
+                return l;
+            }
+            self.fill();
+        }
+    }
+
+    /// The RDB payload (`$len` or `$EOF:<mark>` framing).
+    fn payload(&mut self) -> Vec<u8> {
+        let head = self.line();
+        if let Some(mark) = head.strip_prefix("$EOF:") {
+            let mark = mark.as_bytes().to_vec();
+            assert_eq!(mark.len(), 40);
+            loop {
+                if let Some(i) = self.buf.windows(40).position(|w| w == mark) {
+                    let rdb = self.buf[..i].to_vec();
+                    self.buf.drain(..i + 40);
+                    return rdb;
+                }
+                self.fill();
+            }
+        }
+        let len: usize = head
+            .strip_prefix('$')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("bad payload header {head:?}"));
+        while self.buf.len() < len {
+            self.fill();
+        }
+        self.buf.drain(..len).collect()
+    }
+
+    /// Reads the stream until it contains `needle`.
+    fn stream_contains(&mut self, needle: &str) {
+        while !String::from_utf8_lossy(&self.buf).contains(needle) {
+            self.fill();
+        }
+    }
+}
+
+/// `repl-diskless-sync-delay`: replicas asking for a full sync wait (with keepalive
+/// newlines), and every replica that arrived during the delay gets the same snapshot from
+/// one transfer.
+#[test]
+fn diskless_sync_delay_serves_waiting_replicas_with_one_transfer() {
+    let m = Proc::node(&["--repl-diskless-sync-delay", "2"]);
+    let mut c = m.conn();
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["CONFIG", "GET", "repl-diskless-sync-delay"]),
+        ["repl-diskless-sync-delay", "2"]
+    );
+    let _: () = q(&mut c, &["SET", "a", "1"]);
+    let t0 = std::time::Instant::now();
+    let mut a = RawReplica::connect(m.port, true);
+    a.send(&["PSYNC", "?", "-1"]);
+    assert!(eventually(T, || info_field(
+        &mut c,
+        "replication",
+        "slave0"
+    )
+    .contains("state=wait_bgsave")));
+    // A write between the two arrivals: one snapshot serves both, so it holds `b`.
+    let _: () = q(&mut c, &["SET", "b", "2"]);
+    let off = info_u64(&mut c, "replication", "master_repl_offset");
+    let mut b = RawReplica::connect(m.port, true);
+    b.send(&["PSYNC", "?", "-1"]);
+    let la = a.line();
+    let lb = b.line();
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1900),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert!(la.starts_with("+FULLRESYNC "), "{la}");
+    assert_eq!(la, lb);
+    let at: u64 = la.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(at >= off, "snapshot at {at}, write at {off}");
+    assert!(a.newlines >= 1, "no keepalive while waiting");
+    let (pa, pb) = (a.payload(), b.payload());
+    assert!(pa.starts_with(b"REDIS"));
+    assert_eq!(pa, pb);
+    assert!(m.log_text().contains("replicas=2"), "{}", m.log_text());
+    // The stream starts after each replica's first ACK.
+    for r in [&mut a, &mut b] {
+        r.send(&["REPLCONF", "ACK", &at.to_string()]);
+    }
+    let _: () = q(&mut c, &["SET", "after", "sync"]);
+    a.stream_contains("after");
+    b.stream_contains("after");
+    assert_eq!(info_u64(&mut c, "stats", "sync_full"), 2);
+}
+
+/// `repl-diskless-sync-max-replicas`: the transfer starts as soon as that many replicas
+/// wait, before the delay.
+#[test]
+fn diskless_sync_max_replicas_starts_before_the_delay() {
+    let m = Proc::node(&["--repl-diskless-sync-delay", "60"]);
+    let mut c = m.conn();
+    let _: () = q(
+        &mut c,
+        &["CONFIG", "SET", "repl-diskless-sync-max-replicas", "2"],
+    );
+    write_load(&mut c, 40, 300);
+    let mport = m.port.to_string();
+    let r1 = Proc::node(&["--replicaof", "127.0.0.1", &mport]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut rc1 = r1.conn();
+    assert_eq!(
+        info_field(&mut rc1, "replication", "master_link_status"),
+        "down"
+    );
+    assert!(info_field(&mut c, "replication", "slave0").contains("state=wait_bgsave"));
+    let t0 = std::time::Instant::now();
+    let r2 = Proc::node(&["--replicaof", "127.0.0.1", &mport]);
+    wait_link_up(&r1);
+    wait_link_up(&r2);
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    assert_converge(&m, &r1, 2);
+    assert_converge(&m, &r2, 2);
+    // CONFIG SET applies to a replica already waiting.
+    let _: () = q(
+        &mut c,
+        &["CONFIG", "SET", "repl-diskless-sync-max-replicas", "0"],
+    );
+    let r3 = Proc::node(&["--replicaof", "127.0.0.1", &mport]);
+    std::thread::sleep(Duration::from_millis(500));
+    let _: () = q(&mut c, &["CONFIG", "SET", "repl-diskless-sync-delay", "0"]);
+    wait_link_up(&r3);
+    assert_converge(&m, &r3, 2);
+}
+
+/// `repl-backlog-ttl`: a master without replicas frees its backlog after that many
+/// seconds, under a new replication id; a replica attaching later gets a new backlog.
+#[test]
+fn backlog_is_freed_after_repl_backlog_ttl() {
+    let m = Proc::node(&[]);
+    let mut c = m.conn();
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["CONFIG", "GET", "repl-backlog-ttl"]),
+        ["repl-backlog-ttl", "3600"]
+    );
+    let _: () = q(&mut c, &["CONFIG", "SET", "repl-backlog-ttl", "1"]);
+    let mut r = replica_of(&m);
+    write_load(&mut c, 50, 100);
+    // Not while a replica is attached.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(info_u64(&mut c, "replication", "repl_backlog_active"), 1);
+    let id = info_field(&mut c, "replication", "master_replid");
+    r.kill();
+    assert!(eventually(T, || info_u64(
+        &mut c,
+        "replication",
+        "repl_backlog_active"
+    ) == 0));
+    let off = info_u64(&mut c, "replication", "master_repl_offset");
+    assert!(off > 0);
+    assert_ne!(info_field(&mut c, "replication", "master_replid"), id);
+    assert_eq!(
+        info_field(&mut c, "replication", "master_replid2"),
+        "0000000000000000000000000000000000000000"
+    );
+    assert_eq!(
+        info_field(&mut c, "replication", "second_repl_offset"),
+        "-1"
+    );
+    assert_eq!(info_u64(&mut c, "replication", "repl_backlog_histlen"), 0);
+    // Writes without a backlog do not move the offset, as in Redis.
+    let _: () = q(&mut c, &["SET", "x", "y"]);
+    assert_eq!(info_u64(&mut c, "replication", "master_repl_offset"), off);
+    let r2 = replica_of(&m);
+    assert_eq!(info_u64(&mut c, "replication", "repl_backlog_active"), 1);
+    assert_converge(&m, &r2, 2);
+    let e = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("repl-backlog-ttl")
+        .arg("-1")
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("argument must be between 0 and"),
+        "{e}"
+    );
+}
+
+/// The old SYNC: a full sync without the `+FULLRESYNC` line, then the stream, and no ACK
+/// expected (the replica is not timed out); redis-cli --replica works against tandem.
+#[test]
+fn sync_command_gets_a_payload_without_fullresync() {
+    let m = Proc::node(&[]);
+    let mut c = m.conn();
+    let _: () = q(&mut c, &["SET", "k", "v"]);
+    let _: () = q(&mut c, &["CONFIG", "SET", "repl-diskless-sync", "no"]);
+    let _: () = q(&mut c, &["CONFIG", "SET", "repl-timeout", "1"]);
+    let mut r = RawReplica::connect(m.port, false);
+    r.send(&["SYNC"]);
+    let rdb = r.payload();
+    assert!(
+        rdb.starts_with(b"REDIS0010"),
+        "{:?}",
+        &rdb[..16.min(rdb.len())]
+    );
+    assert_eq!(info_u64(&mut c, "stats", "sync_full"), 1);
+    std::thread::sleep(Duration::from_millis(3500));
+    let _: () = q(&mut c, &["SET", "streamed", "1"]);
+    r.stream_contains("streamed");
+    assert!(info_field(&mut c, "replication", "slave0").contains("state=online"));
+
+    // redis-cli --replica: REPLCONF capa eof, rdb-filter-only "", SYNC; diskless.
+    let _: () = q(&mut c, &["CONFIG", "SET", "repl-diskless-sync", "yes"]);
+    let mut cli = std::process::Command::new(common::require_tool("redis-cli"))
+        .args(["-p", &m.port.to_string(), "--replica"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = cli.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let deadline = std::time::Instant::now() + T;
+    let mut seen = Vec::new();
+    while std::time::Instant::now() < deadline {
+        let _: () = q(&mut c, &["SET", "cli-key", "cli-value"]);
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(300)) {
+            seen.push(l.clone());
+            if l.contains("\"cli-key\",\"cli-value\"") {
+                break;
+            }
+        }
+    }
+    let _ = cli.kill();
+    let _ = cli.wait();
+    assert!(
+        seen.iter().any(|l| l.contains("\"cli-key\",\"cli-value\"")),
+        "{seen:?}"
+    );
+    // Filters other than "functions" are refused, as in Redis.
+    let mut raw = Raw::connect(m.port);
+    assert_eq!(
+        raw.cmd(&["REPLCONF", "rdb-filter-only", "keys"]).err_text(),
+        "ERR Unsupported rdb-filter-only option: keys"
+    );
+    assert_eq!(
+        raw.cmd(&["REPLCONF", "rdb-filter-only", ""]),
+        Resp::Simple("OK".into())
+    );
+    assert_eq!(
+        raw.cmd(&["SYNC"]).err_text(),
+        "ERR Filtered replica requires EOF capability"
+    );
+}
+
+/// A master that refuses PSYNC gets the old SYNC: the replica loads the payload that comes
+/// without `+FULLRESYNC` and applies the stream, sending no ACKs.
+#[test]
+fn replica_falls_back_to_sync_when_psync_is_refused() {
+    // An RDB holding k=v, from a tandem node.
+    let src = Proc::node(&[]);
+    let mut sc = src.conn();
+    let _: () = q(&mut sc, &["SET", "k", "v"]);
+    let _: () = q(&mut sc, &["SAVE"]);
+    let rdb = std::fs::read(src.path().join("dump.rdb")).unwrap();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        let mut answered = 0;
+        let mut refused = false;
+        loop {
+            let n = s.read(&mut buf).unwrap_or(0);
+            if n == 0 {
+                return (got, false);
+            }
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&got).into_owned();
+            // +PONG / +OK for the handshake.
+            let cmds = text.matches('*').count();
+            while answered < cmds && !text.contains("PSYNC") {
+                s.write_all(b"+OK\r\n").unwrap();
+                answered += 1;
+            }
+            if text.contains("PSYNC") && !refused {
+                s.write_all(b"-ERR unknown command 'PSYNC'\r\n").unwrap();
+                refused = true;
+            }
+            if refused && text.contains("SYNC\r\n") && text.matches("SYNC").count() >= 2 {
+                break;
+            }
+        }
+        s.write_all(format!("${}\r\n", rdb.len()).as_bytes())
+            .unwrap();
+        s.write_all(&rdb).unwrap();
+        s.write_all(&common::encode_cmd(&["SELECT", "0"])).unwrap();
+        s.write_all(&common::encode_cmd(&["SET", "streamed", "yes"]))
+            .unwrap();
+        // Whatever the replica sends now (it must send no ACK).
+        std::thread::sleep(Duration::from_millis(2500));
+        s.set_nonblocking(true).unwrap();
+        let mut after = Vec::new();
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            after.extend_from_slice(&buf[..n]);
+        }
+        (after, true)
+    });
+    let r = Proc::node(&["--replicaof", "127.0.0.1", &port.to_string()]);
+    let mut rc = r.conn();
+    assert!(eventually(T, || q::<Option<String>>(
+        &mut rc,
+        &["GET", "streamed"]
+    )
+    .as_deref()
+        == Some("yes")));
+    let got: Option<String> = q(&mut rc, &["GET", "k"]);
+    assert_eq!(got.as_deref(), Some("v"));
+    assert_eq!(
+        info_field(&mut rc, "replication", "master_link_status"),
+        "up"
+    );
+    let (after, synced) = h.join().unwrap();
+    assert!(synced, "the replica never sent SYNC");
+    assert!(
+        !String::from_utf8_lossy(&after).contains("ACK"),
+        "{:?}",
+        String::from_utf8_lossy(&after)
+    );
+    assert!(r.log_text().contains("falling back to SYNC"));
+}

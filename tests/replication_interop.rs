@@ -134,3 +134,23 @@ fn publish_crosses_between_tandem_and_redis() {
         "slave_repl_offset"
     ) >= off));
 }
+
+/// A tandem master with `repl-diskless-sync-delay` serves two redis-server replicas that
+/// arrive during the delay with one transfer (they wait through the keepalive newlines).
+#[test]
+fn redis_replicas_share_one_delayed_diskless_transfer() {
+    let m = Proc::node(&["--repl-diskless-sync-delay", "2"]);
+    let mut c = m.conn();
+    write_load(&mut c, 7, 400);
+    let mport = m.port.to_string();
+    let t0 = std::time::Instant::now();
+    let r1 = Proc::redis_server(&["--replicaof", "127.0.0.1", &mport]);
+    let r2 = Proc::redis_server(&["--replicaof", "127.0.0.1", &mport]);
+    wait_link_up(&r1);
+    wait_link_up(&r2);
+    assert!(t0.elapsed() >= Duration::from_millis(1900));
+    assert!(m.log_text().contains("replicas=2"), "{}", m.log_text());
+    assert_converge(&m, &r1, 2);
+    assert_converge(&m, &r2, 2);
+    assert_eq!(info_u64(&mut c, "stats", "sync_full"), 2);
+}

@@ -329,8 +329,14 @@ mod tests {
             st.aof = Some(BytesMut::new());
         });
         f.append(&[(2, cmd(&["PUBLISH", "ch", "m"]))]);
-        f.append(&[(0, cmd(&["SET", "k", "v"])), (0, cmd(&["PUBLISH", "ch", "n"]))]);
-        f.append(&[(0, cmd(&["PUBLISH", "a", "1"])), (0, cmd(&["PUBLISH", "b", "2"]))]);
+        f.append(&[
+            (0, cmd(&["SET", "k", "v"])),
+            (0, cmd(&["PUBLISH", "ch", "n"])),
+        ]);
+        f.append(&[
+            (0, cmd(&["PUBLISH", "a", "1"])),
+            (0, cmd(&["PUBLISH", "b", "2"])),
+        ]);
         let publish = "*3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$1\r\nm\r\n";
         let select = "*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n";
         let multi = "*1\r\n$5\r\nMULTI\r\n";

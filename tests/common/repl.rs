@@ -221,5 +221,8 @@ pub fn subscribe(p: &Proc, channel: &str) -> super::Raw {
 
 /// Asserts the next message pushed to `sub` is `payload` on `channel`.
 pub fn expect_message(sub: &mut super::Raw, channel: &str, payload: &str) {
-    assert_eq!(sub.read(), super::Resp::bulks(&["message", channel, payload]));
+    assert_eq!(
+        sub.read(),
+        super::Resp::bulks(&["message", channel, payload])
+    );
 }

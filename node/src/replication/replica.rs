@@ -218,6 +218,9 @@ pub fn unset_master(srv: &Arc<Server>) {
         st.last_db = None;
     });
     srv.set_role(Role::Master);
+    srv.repl
+        .no_replicas_since
+        .store(super::master::unix_secs(), Ordering::Relaxed);
     srv.feed.set_relay_only(false);
     srv.repl.refresh_guards(srv);
     srv.repl.disconnect_replicas();
@@ -406,6 +409,8 @@ async fn session(
     .await?;
     let reply = c.line_skip_empty().await?;
     let mut applier;
+    // False for a master that only knows the old SYNC: it expects no ACKs.
+    let mut acks = true;
     if let Some(rest) = reply.strip_prefix("+FULLRESYNC") {
         let mut parts = rest.split_whitespace();
         let (Some(id), Some(off)) = (
@@ -445,8 +450,16 @@ async fn session(
         applier = Applier::new(off, link.stream_db.load(Ordering::Relaxed));
     } else if reply.starts_with("-NOMASTERLINK") || reply.starts_with("-LOADING") {
         return Err(format!("master is not ready: {reply}"));
-    } else if reply.starts_with("-") {
-        return Err(format!("master refused PSYNC: {reply}"));
+    } else if reply.starts_with('-') {
+        // A master without PSYNC: fall back to the old SYNC, as Redis does. The payload comes
+        // with no +FULLRESYNC line, so this history gets an id of its own and starts at 0.
+        tracing::info!(master = %format!("{host}:{port}"), %reply, "master does not support PSYNC, falling back to SYNC");
+        c.send(&super::encode(&[b"SYNC"])).await?;
+        link.cached.store(false, Ordering::Relaxed);
+        let replid = tandem_protocol::types::random_hex_id();
+        let db = full_sync(srv, gen, &mut c, replid, 0).await?;
+        applier = Applier::new(0, db);
+        acks = false;
     } else {
         return Err(format!("unexpected reply to PSYNC: {reply}"));
     }
@@ -460,7 +473,7 @@ async fn session(
     link.applied_off.store(applier.reploff, Ordering::Relaxed);
     *was_up = true;
     tracing::info!(master = %format!("{host}:{port}"), "MASTER <-> REPLICA sync: master link is up");
-    stream_loop(srv, &mut c, &mut applier).await
+    stream_loop(srv, &mut c, &mut applier, acks).await
 }
 
 fn ack_cmd(off: u64) -> Bytes {
@@ -616,9 +629,10 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Applies the stream: commands in order, ACK every second (and on GETACK), timeout when
-/// the master is silent for `repl-timeout`.
-async fn stream_loop(srv: &Arc<Server>, c: &mut Conn, a: &mut Applier) -> LinkResult {
+/// Applies the stream: commands in order, ACK every second (and on GETACK; never to a master
+/// reached with the old SYNC, `acks` false), timeout when the master is silent for
+/// `repl-timeout`.
+async fn stream_loop(srv: &Arc<Server>, c: &mut Conn, a: &mut Applier, acks: bool) -> LinkResult {
     let link = &srv.repl.link;
     let mut tick = tokio::time::interval(ACK_PERIOD);
     let mut out = BytesMut::new();
@@ -646,7 +660,9 @@ async fn stream_loop(srv: &Arc<Server>, c: &mut Conn, a: &mut Applier) -> LinkRe
                 }
             },
             _ = tick.tick() => {
-                out.extend_from_slice(&ack_cmd(a.reploff));
+                if acks {
+                    out.extend_from_slice(&ack_cmd(a.reploff));
+                }
                 let timeout = srv.config.load().repl_timeout;
                 let last = link.last_io.load(Ordering::Relaxed);
                 if super::master::unix_secs().saturating_sub(last) > timeout {
