@@ -1025,3 +1025,245 @@ fn replica_falls_back_to_sync_when_psync_is_refused() {
     );
     assert!(r.log_text().contains("falling back to SYNC"));
 }
+
+fn err_of(c: &mut redis::Connection, args: &[&str]) -> String {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    let e = cmd.query::<redis::Value>(c).unwrap_err();
+    format!(
+        "{} {}",
+        e.code().unwrap_or("?"),
+        e.detail().unwrap_or_default()
+    )
+}
+
+/// FAILOVER's argument rules and error texts, as Redis 6.2+.
+#[test]
+fn failover_errors() {
+    let lone = Proc::node(&[]);
+    let mut lc = lone.conn();
+    assert_eq!(
+        err_of(&mut lc, &["FAILOVER"]),
+        "ERR FAILOVER requires connected replicas."
+    );
+    let m = Proc::node(&[]);
+    let r = replica_of(&m);
+    let mut c = m.conn();
+    assert_eq!(
+        err_of(&mut c, &["FAILOVER", "ABORT"]),
+        "ERR No failover in progress."
+    );
+    assert_eq!(
+        err_of(&mut c, &["FAILOVER", "TIMEOUT", "0"]),
+        "ERR FAILOVER timeout must be greater than 0"
+    );
+    assert_eq!(
+        err_of(&mut c, &["FAILOVER", "TIMEOUT", "x"]),
+        "ERR value is not an integer or out of range"
+    );
+    assert_eq!(
+        err_of(&mut c, &["FAILOVER", "TIMEOUT", "5", "TIMEOUT", "6"]),
+        "ERR syntax error"
+    );
+    assert_eq!(err_of(&mut c, &["FAILOVER", "BOGUS"]), "ERR syntax error");
+    assert_eq!(
+        err_of(&mut c, &["FAILOVER", "ABORT", "TIMEOUT", "5"]),
+        "ERR syntax error"
+    );
+    assert_eq!(
+        err_of(&mut c, &["FAILOVER", "TO", "127.0.0.1", "x"]),
+        "ERR value is not an integer or out of range"
+    );
+    assert_eq!(
+        err_of(&mut c, &["FAILOVER", "FORCE", "TO", "127.0.0.1", "1"]),
+        "ERR FAILOVER with force option requires both a timeout and target HOST and IP."
+    );
+    assert_eq!(
+        err_of(&mut c, &["FAILOVER", "TO", "127.0.0.1", "1"]),
+        "ERR FAILOVER target HOST and PORT is not a replica."
+    );
+    let mut rc = r.conn();
+    assert_eq!(
+        err_of(&mut rc, &["FAILOVER"]),
+        "ERR FAILOVER is not valid when server is a replica."
+    );
+    // PSYNC ... FAILOVER is for replicas, with the master's replid.
+    let mut raw = Raw::connect(m.port);
+    assert_eq!(
+        raw.cmd(&["PSYNC", "?", "-1", "FAILOVER"]).err_text(),
+        "ERR PSYNC FAILOVER can't be sent to a master."
+    );
+    let mut rr = Raw::connect(r.port);
+    assert_eq!(
+        rr.cmd(&[
+            "PSYNC",
+            "0123456789012345678901234567890123456789",
+            "1",
+            "FAILOVER"
+        ])
+        .err_text(),
+        "ERR PSYNC FAILOVER replid must match my replid."
+    );
+    assert_eq!(info_field(&mut rc, "replication", "role"), "slave");
+    assert_eq!(
+        info_field(&mut c, "replication", "master_failover_state"),
+        "no-failover"
+    );
+}
+
+/// FAILOVER TO a replica: writes pause, the replica catches up and becomes the master
+/// continuing the same history (the old master resumes with a partial resync); the paused
+/// write then gets -READONLY.
+#[test]
+fn failover_hands_the_master_role_to_a_caught_up_replica() {
+    let m = Proc::node(&[]);
+    let r1 = replica_of(&m);
+    let r2 = replica_of(&m);
+    let mut c = m.conn();
+    write_load(&mut c, 60, 500);
+    assert_converge(&m, &r1, 2);
+    let _: () = q(
+        &mut c,
+        &["FAILOVER", "TO", "127.0.0.1", &r1.port.to_string()],
+    );
+    let mut rc1 = r1.conn();
+    assert!(eventually(T, || info_field(
+        &mut rc1,
+        "replication",
+        "role"
+    ) == "master"));
+    let mut c2 = m.conn();
+    assert!(eventually(T, || info_field(
+        &mut c2,
+        "replication",
+        "master_port"
+    ) == r1.port.to_string()
+        && info_field(&mut c2, "replication", "master_link_status")
+            == "up"));
+    assert_eq!(
+        info_field(&mut c2, "replication", "master_failover_state"),
+        "no-failover"
+    );
+    // The old master continued r1's history: partial resync, no full sync.
+    assert_eq!(info_u64(&mut rc1, "stats", "sync_partial_ok"), 1);
+    assert_eq!(info_u64(&mut rc1, "stats", "sync_full"), 0);
+    let e = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query::<()>(&mut c2)
+        .unwrap_err();
+    assert_eq!(e.code(), Some("READONLY"));
+    write_load(&mut rc1, 61, 300);
+    assert_converge(&r1, &m, 2);
+    // r2 stays a replica of the old master, so it follows through it.
+    assert_converge(&r1, &r2, 2);
+}
+
+/// While waiting for a replica that cannot catch up: writes wait, SYNC and REPLICAOF are
+/// refused; the timeout aborts (writes resume on the master); FAILOVER ABORT too; FORCE
+/// fails over when the timeout passes anyway.
+#[test]
+fn failover_waits_aborts_and_forces() {
+    let m = Proc::node(&[]);
+    let relay = Relay::start(m.port);
+    let r = Proc::node(&["--replicaof", "127.0.0.1", &relay.port.to_string()]);
+    wait_link_up(&r);
+    let mut c = m.conn();
+    let _: () = q(&mut c, &["SET", "before", "1"]);
+    assert_converge(&m, &r, 1);
+    relay.stall(true);
+    let _: () = q(&mut c, &["SET", "unacked", "1"]);
+    let rport = r.port.to_string();
+    let _: () = q(
+        &mut c,
+        &["FAILOVER", "TO", "127.0.0.1", &rport, "TIMEOUT", "1500"],
+    );
+    assert_eq!(
+        info_field(&mut c, "replication", "master_failover_state"),
+        "waiting-for-sync"
+    );
+    let t0 = std::time::Instant::now();
+    let url = m.url();
+    let writer = std::thread::spawn(move || {
+        let mut w = redis::Client::open(url).unwrap().get_connection().unwrap();
+        let r: redis::RedisResult<()> = redis::cmd("SET").arg("paused").arg("1").query(&mut w);
+        (r, t0.elapsed())
+    });
+    // Reads go on.
+    let got: Option<String> = q(&mut c, &["GET", "before"]);
+    assert_eq!(got.as_deref(), Some("1"));
+    assert_eq!(
+        err_of(&mut c, &["FAILOVER"]),
+        "ERR FAILOVER already in progress."
+    );
+    assert_eq!(
+        err_of(&mut c, &["REPLICAOF", "NO", "ONE"]),
+        "ERR REPLICAOF not allowed while failing over."
+    );
+    let mut raw = Raw::connect(m.port);
+    assert_eq!(
+        raw.cmd(&["PSYNC", "?", "-1"]).err_text(),
+        "NOMASTERLINK Can't SYNC while failing over"
+    );
+    let (res, waited) = writer.join().unwrap();
+    assert!(res.is_ok(), "{res:?}");
+    assert!(waited >= Duration::from_millis(1300), "{waited:?}");
+    assert_eq!(
+        info_field(&mut c, "replication", "master_failover_state"),
+        "no-failover"
+    );
+    assert_eq!(info_field(&mut c, "replication", "role"), "master");
+    assert!(m
+        .log_text()
+        .contains("Replica never caught up before timeout"));
+    // ABORT resumes the paused writes.
+    let _: () = q(&mut c, &["FAILOVER", "TO", "127.0.0.1", &rport]);
+    let url = m.url();
+    let writer = std::thread::spawn(move || {
+        let mut w = redis::Client::open(url).unwrap().get_connection().unwrap();
+        redis::cmd("SET")
+            .arg("paused2")
+            .arg("1")
+            .query::<()>(&mut w)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!writer.is_finished());
+    let _: () = q(&mut c, &["FAILOVER", "ABORT"]);
+    assert!(writer.join().unwrap().is_ok());
+    assert_eq!(info_field(&mut c, "replication", "role"), "master");
+    // FORCE: after the timeout, fail over to the lagging replica anyway.
+    let _: () = q(
+        &mut c,
+        &[
+            "FAILOVER",
+            "TO",
+            "127.0.0.1",
+            &rport,
+            "FORCE",
+            "TIMEOUT",
+            "500",
+        ],
+    );
+    let url = m.url();
+    let writer = std::thread::spawn(move || {
+        let mut w = redis::Client::open(url).unwrap().get_connection().unwrap();
+        redis::cmd("SET")
+            .arg("paused3")
+            .arg("1")
+            .query::<()>(&mut w)
+    });
+    let mut rc = r.conn();
+    assert!(eventually(T, || info_field(&mut rc, "replication", "role") == "master"));
+    let e = writer.join().unwrap().unwrap_err();
+    assert_eq!(e.code(), Some("READONLY"));
+    assert!(eventually(T, || info_field(
+        &mut c,
+        "replication",
+        "master_link_status"
+    ) == "up"));
+    assert_eq!(info_field(&mut c, "replication", "role"), "slave");
+    relay.stall(false);
+    assert_converge(&r, &m, 1);
+}

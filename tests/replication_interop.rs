@@ -154,3 +154,51 @@ fn redis_replicas_share_one_delayed_diskless_transfer() {
     assert_converge(&m, &r2, 2);
     assert_eq!(info_u64(&mut c, "stats", "sync_full"), 2);
 }
+
+/// FAILOVER between tandem and redis-server, both ways: the master hands its role to the
+/// replica, which continues the same history (partial resync of the old master).
+#[test]
+fn failover_between_tandem_and_redis() {
+    for tandem_master in [true, false] {
+        let m = if tandem_master {
+            Proc::node(&[])
+        } else {
+            Proc::redis_server(&["--repl-diskless-sync-delay", "0"])
+        };
+        let mport = m.port.to_string();
+        let r = if tandem_master {
+            Proc::redis_server(&["--replicaof", "127.0.0.1", &mport])
+        } else {
+            Proc::node(&["--replicaof", "127.0.0.1", &mport])
+        };
+        wait_link_up(&r);
+        let mut c = m.conn();
+        write_load(&mut c, 8, 400);
+        assert_converge(&m, &r, 2);
+        let _: () = redis::cmd("FAILOVER")
+            .arg("TO")
+            .arg("127.0.0.1")
+            .arg(r.port)
+            .query(&mut c)
+            .unwrap();
+        let mut rc = r.conn();
+        assert!(
+            eventually(T, || info_field(&mut rc, "replication", "role") == "master"),
+            "tandem master: {tandem_master}"
+        );
+        assert!(eventually(T, || info_field(
+            &mut c,
+            "replication",
+            "master_link_status"
+        ) == "up"));
+        assert_eq!(info_field(&mut c, "replication", "role"), "slave");
+        assert_eq!(
+            info_field(&mut c, "replication", "master_failover_state"),
+            "no-failover"
+        );
+        assert_eq!(info_u64(&mut rc, "stats", "sync_partial_ok"), 1);
+        assert_eq!(info_u64(&mut rc, "stats", "sync_full"), 0);
+        write_load(&mut rc, 9, 300);
+        assert_converge(&r, &m, 2);
+    }
+}

@@ -181,7 +181,12 @@ pub fn cron(srv: &Server) {
             }
         }
     });
-    if loops.is_multiple_of(period) && !srv.is_replica() && srv.repl.replicas.count() > 0 {
+    // No PING during a failover: it would move the offset the replicas must catch up with.
+    if loops.is_multiple_of(period)
+        && !srv.is_replica()
+        && !srv.repl.failover.active()
+        && srv.repl.replicas.count() > 0
+    {
         srv.feed.append_meta(&[b"PING"]);
     }
     expire_backlog(srv);
@@ -293,6 +298,25 @@ pub async fn sync_command(
     conf: &ReplicaConf,
     args: &[Bytes],
 ) -> Outcome {
+    // PSYNC <replid> <offset> FAILOVER: our master hands its role over to us (FAILOVER).
+    if args.len() > 3 && args::is(&args[0], "psync") && args::is(&args[3], "failover") {
+        tracing::warn!(replid = %String::from_utf8_lossy(&args[1]), "failover request received");
+        if !srv.is_replica() {
+            return Outcome::Reply(Reply::error(
+                "ERR PSYNC FAILOVER can't be sent to a master.",
+            ));
+        }
+        if !args[1].eq_ignore_ascii_case(srv.repl.replid().as_bytes()) {
+            return Outcome::Reply(Reply::error(
+                "ERR PSYNC FAILOVER replid must match my replid.",
+            ));
+        }
+        super::replica::unset_master(srv);
+        tracing::info!(client = client.id, peer = %client.addr, "MASTER MODE enabled (failover request)");
+    }
+    if srv.repl.failover.active() {
+        return Outcome::Reply(Reply::error("NOMASTERLINK Can't SYNC while failing over"));
+    }
     if srv.is_replica() && !srv.repl.link.is_up() {
         return Outcome::Reply(Reply::error(
             "NOMASTERLINK Can't SYNC while not connected with my master",
@@ -308,10 +332,6 @@ pub async fn sync_command(
             Ok(o) => o,
             Err(e) => return Outcome::Reply(e),
         };
-        if args.len() > 3 {
-            // PSYNC ... FAILOVER comes only from a FAILOVER, which Tandem does not run.
-            return Outcome::Reply(Reply::error(args::ERR_SYNTAX));
-        }
         asked = Some((args[1].clone(), off.max(0) as u64));
     }
     let peer = client.addr;

@@ -8,6 +8,7 @@
 //! judged against a consistent (id, offset, backlog) triple.
 
 pub mod backlog;
+pub mod failover;
 pub mod master;
 pub mod payload;
 pub mod replica;
@@ -69,6 +70,8 @@ pub struct Replication {
     pub link: replica::Link,
     /// Replicas waiting for a diskless transfer.
     pub transfers: transfer::Pending,
+    /// The coordinated failover (FAILOVER).
+    pub failover: failover::Failover,
     pub sync_full: AtomicU64,
     pub sync_partial_ok: AtomicU64,
     pub sync_partial_err: AtomicU64,
@@ -106,6 +109,7 @@ impl Replication {
             replicas: master::Registry::default(),
             link: replica::Link::default(),
             transfers: transfer::Pending::default(),
+            failover: failover::Failover::default(),
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
@@ -162,12 +166,14 @@ impl Replication {
     /// Recomputes whether sessions must run the replication checks.
     pub fn refresh_guards(&self, srv: &Server) {
         let cfg = srv.config.load();
-        let on =
-            srv.is_replica() || (cfg.min_replicas_to_write > 0 && cfg.min_replicas_max_lag > 0);
+        let on = srv.is_replica()
+            || (cfg.min_replicas_to_write > 0 && cfg.min_replicas_max_lag > 0)
+            || self.failover.active();
         self.guards.store(on, Ordering::Relaxed);
     }
 
-    /// Whether a session must call [`check_command`] (one relaxed load).
+    /// Whether a session must call [`check_command`] and [`failover::pauses`] (one relaxed
+    /// load).
     #[inline]
     pub fn guards_on(&self) -> bool {
         self.guards.load(Ordering::Relaxed)

@@ -401,13 +401,28 @@ async fn session(
     } else {
         ("?".to_string(), "-1".to_string())
     };
-    c.send(&super::encode(&[
-        b"PSYNC",
-        ask_id.as_bytes(),
-        ask_off.as_bytes(),
-    ]))
-    .await?;
+    // A master handing its role over (FAILOVER) asks the target to become the master.
+    let failing_over = super::failover::psync_suffix(srv);
+    let mut psync: Vec<&[u8]> = vec![b"PSYNC", ask_id.as_bytes(), ask_off.as_bytes()];
+    if failing_over {
+        psync.push(b"FAILOVER");
+    }
+    if let Err(e) = c.send(&super::encode(&psync)).await {
+        if failing_over {
+            super::failover::abort(srv, "Write error to failover target");
+        }
+        return Err(e);
+    }
     let reply = c.line_skip_empty().await?;
+    if failing_over {
+        // Any full or partial resync completes it (Redis: "nothing technically wrong with a
+        // full resync"); an error aborts it and makes us a master again.
+        let accepted = reply.starts_with("+CONTINUE") || reply.starts_with("+FULLRESYNC");
+        super::failover::psync_done(srv, accepted);
+        if !accepted {
+            return Err(format!("failover target rejected PSYNC: {reply}"));
+        }
+    }
     let mut applier;
     // False for a master that only knows the old SYNC: it expects no ACKs.
     let mut acks = true;
