@@ -1159,6 +1159,22 @@ fn failover_hands_the_master_role_to_a_caught_up_replica() {
     assert_converge(&r1, &m, 2);
     // r2 stays a replica of the old master, so it follows through it.
     assert_converge(&r1, &r2, 2);
+    // And back, to any caught-up replica (the old master is r1's only one).
+    let _: () = q(&mut rc1, &["FAILOVER", "TIMEOUT", "10000"]);
+    assert!(eventually(T, || info_field(&mut c2, "replication", "role") == "master"));
+    assert!(eventually(T, || info_field(
+        &mut rc1,
+        "replication",
+        "master_link_status"
+    ) == "up"));
+    assert_eq!(
+        info_field(&mut rc1, "replication", "master_port"),
+        m.port.to_string()
+    );
+    write_load(&mut c2, 62, 300);
+    assert_converge(&m, &r1, 2);
+    assert_converge(&m, &r2, 2);
+    assert_eq!(info_u64(&mut c2, "stats", "sync_full"), 2);
 }
 
 /// While waiting for a replica that cannot catch up: writes wait, SYNC and REPLICAOF are
