@@ -77,7 +77,8 @@ class Setup:
             args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", d,
                     "--save", "", "--repl-diskless-sync-delay", "0"]
         else:
-            args = [self.bin, "node", "--port", str(port), "--bind", "127.0.0.1", "--dir", d]
+            args = [self.bin, "node", "--port", str(port), "--bind", "127.0.0.1", "--dir", d,
+                    "--repl-diskless-sync-delay", "0"]
         if replicaof:
             args += ["--replicaof", "127.0.0.1", str(replicaof)]
         p = self.spawn(args, f"node-{port}")

@@ -26,7 +26,7 @@ start() { # kind name -> prints port
   mkdir -p "$WORK/$2"
   if [ "$1" = tandem ]; then
     "$BIN" node --port "$port" --bind 127.0.0.1 --dir "$WORK/$2" --save "" --appendonly no \
-      >"$WORK/$2.log" 2>&1 &
+      --repl-diskless-sync-delay 0 >"$WORK/$2.log" 2>&1 &
   else
     redis-server --port "$port" --bind 127.0.0.1 --dir "$WORK/$2" --save "" --appendonly no \
       --repl-diskless-sync yes --repl-diskless-sync-delay 0 >"$WORK/$2.log" 2>&1 &

@@ -60,6 +60,9 @@ pub struct NodeArgs {
     /// Start as a replica of HOST PORT.
     #[arg(long, num_args = 2, value_names = ["HOST", "PORT"])]
     pub replicaof: Option<Vec<String>>,
+    /// Seconds a diskless full sync waits for more replicas (Redis's default 5).
+    #[arg(long = "repl-diskless-sync-delay")]
+    pub repl_diskless_sync_delay: Option<u64>,
     #[arg(long)]
     pub maxmemory: Option<String>,
     #[arg(long = "maxmemory-policy")]
@@ -113,6 +116,9 @@ impl NodeArgs {
                 host: v[0].clone(),
                 port,
             });
+        }
+        if let Some(v) = self.repl_diskless_sync_delay {
+            c.repl_diskless_sync_delay = v;
         }
         if let Some(v) = &self.maxmemory {
             c.maxmemory =

@@ -72,6 +72,9 @@ pub fn plan(a: &UpArgs) -> Vec<(String, &'static str, u16, Vec<String>)> {
             port.to_string(),
             "--dir".into(),
             dir(&name),
+            // A local deployment syncs replicas at once (Redis waits 5 s for more replicas).
+            "--repl-diskless-sync-delay".into(),
+            "0".into(),
         ];
         if i > 0 {
             args.extend(["--replicaof".into(), host.into(), a.node_port.to_string()]);

@@ -39,7 +39,7 @@ fn data_node(kind: Data, port: Option<u16>, replicaof: Option<u16>) -> Proc {
     let mut cmd = match kind {
         Data::Tandem => {
             let mut c = Command::new(env!("CARGO_BIN_EXE_tandem"));
-            c.arg("node");
+            c.args(["node", "--repl-diskless-sync-delay", "0"]);
             c
         }
         Data::Redis => {

@@ -52,6 +52,13 @@ pub struct NodeConfig {
     pub auto_aof_rewrite_min_size: MemSize,
     pub repl_backlog_size: MemSize,
     pub repl_diskless_sync: bool,
+    /// Seconds a diskless full sync waits for more replicas to arrive, so one transfer
+    /// serves them all (0: start at once).
+    pub repl_diskless_sync_delay: u64,
+    /// Start the diskless transfer before the delay once this many replicas wait (0: off).
+    pub repl_diskless_sync_max_replicas: u32,
+    /// A master with no replicas frees its backlog after this many seconds (0: never).
+    pub repl_backlog_ttl: u64,
     pub repl_timeout: u64,
     pub replica_priority: u32,
     pub replica_read_only: bool,
@@ -109,6 +116,9 @@ impl Default for NodeConfig {
             auto_aof_rewrite_min_size: MemSize(64 << 20),
             repl_backlog_size: MemSize(1 << 20),
             repl_diskless_sync: true,
+            repl_diskless_sync_delay: 5,
+            repl_diskless_sync_max_replicas: 0,
+            repl_backlog_ttl: 3600,
             repl_timeout: 60,
             replica_priority: 100,
             replica_read_only: true,

@@ -14,7 +14,12 @@ pub async fn run(srv: Arc<Server>) {
         tokio::time::sleep(Duration::from_millis(1000 / hz as u64)).await;
         crate::cmd::server::cron_tick(&srv);
         crate::persistence::cron(&srv);
-        if srv.active_expire.load(Ordering::Relaxed) && !srv.is_replica() {
+        // As Redis, no active expiry while FAILOVER pauses writes (its DELs would move the
+        // offset the replicas must catch up with).
+        if srv.active_expire.load(Ordering::Relaxed)
+            && !srv.is_replica()
+            && !srv.repl.failover.active()
+        {
             crate::db::expiry::cycle(&srv);
         }
         if last_idle_check.elapsed() >= crate::alloc::RELEASE_INTERVAL {

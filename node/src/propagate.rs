@@ -121,19 +121,37 @@ impl Feed {
         let mut out = BytesMut::with_capacity(64);
         let mut st = self.state.lock();
         let wrap = effects.len() > 1;
+        // Byte ranges of replication-only commands (kept out of the AOF).
+        let mut repl_only: smallvec::SmallVec<[std::ops::Range<usize>; 2]> =
+            smallvec::SmallVec::new();
+        let first_db = effects.iter().find(|(_, a)| !is_repl_only(a)).map(|e| e.0);
         if wrap {
             // MULTI goes after the SELECT of the first command's database.
-            select(&mut st.last_db, effects[0].0, &mut out);
+            if let Some(db) = first_db {
+                select(&mut st.last_db, db, &mut out);
+            }
             encode_command(&[&b"MULTI"[..]], &mut out);
         }
         for (db, args) in effects {
+            if is_repl_only(args) {
+                // No SELECT: the command applies to no database.
+                let start = out.len();
+                encode_command(args, &mut out);
+                repl_only.push(start..out.len());
+                continue;
+            }
             select(&mut st.last_db, *db, &mut out);
             encode_command(args, &mut out);
         }
         if wrap {
             encode_command(&[&b"EXEC"[..]], &mut out);
         }
-        self.write(&mut st, &out)
+        let aof = match (repl_only.is_empty(), first_db) {
+            (true, _) => AofPart::All,
+            (false, None) => AofPart::Nothing,
+            (false, Some(_)) => AofPart::Except(&repl_only),
+        };
+        self.write(&mut st, &out, aof)
     }
 
     /// Appends bytes that are already stream-encoded: on a replica, the master's stream
@@ -145,7 +163,7 @@ impl Feed {
         }
         let mut st = self.state.lock();
         st.last_db = db_after;
-        self.write(&mut st, raw)
+        self.write(&mut st, raw, AofPart::All)
     }
 
     /// Appends a command that applies to no database (`PING`, `REPLCONF GETACK *`): no
@@ -158,10 +176,17 @@ impl Feed {
         let mut out = BytesMut::with_capacity(32);
         encode_command(args, &mut out);
         let mut st = self.state.lock();
-        let aof = st.aof.take();
-        let r = self.write(&mut st, &out);
-        st.aof = aof;
-        r
+        self.write(&mut st, &out, AofPart::Nothing)
+    }
+
+    /// Relays already-encoded bytes of commands that apply to no database and never go to
+    /// the AOF (a replica relaying its master's `PING`, `REPLCONF GETACK`, `PUBLISH`).
+    pub fn append_raw_meta(&self, raw: &[u8]) -> u64 {
+        if raw.is_empty() || !self.is_active() {
+            return self.offset();
+        }
+        let mut st = self.state.lock();
+        self.write(&mut st, raw, AofPart::Nothing)
     }
 
     /// Switches between master (local changes appended) and replica (relay only).
@@ -169,10 +194,22 @@ impl Feed {
         self.relay_only.store(on, Ordering::Relaxed);
     }
 
-    fn write(&self, st: &mut FeedState, bytes: &[u8]) -> u64 {
+    fn write(&self, st: &mut FeedState, bytes: &[u8], part: AofPart) -> u64 {
         if let Some(aof) = st.aof.as_mut() {
-            aof.extend_from_slice(bytes);
-            st.aof_tail += bytes.len() as u64;
+            let before = aof.len();
+            match part {
+                AofPart::All => aof.extend_from_slice(bytes),
+                AofPart::Nothing => {}
+                AofPart::Except(skip) => {
+                    let mut at = 0;
+                    for r in skip {
+                        aof.extend_from_slice(&bytes[at..r.start]);
+                        at = r.end;
+                    }
+                    aof.extend_from_slice(&bytes[at..]);
+                }
+            }
+            st.aof_tail += (aof.len() - before) as u64;
             self.aof_tail.store(st.aof_tail, Ordering::Release);
         }
         if let Some(backlog) = st.backlog.as_mut() {
@@ -183,6 +220,23 @@ impl Feed {
         }
         st.offset
     }
+}
+
+/// Which bytes of a write also go to the AOF.
+enum AofPart<'a> {
+    All,
+    Nothing,
+    /// All but these byte ranges (replication-only commands).
+    Except(&'a [std::ops::Range<usize>]),
+}
+
+/// Commands Redis propagates to replicas only, never to the AOF (its
+/// `forceCommandPropagation(c, PROPAGATE_REPL)`): `PUBLISH`, so a replica's subscribers get
+/// the master's messages. They apply to no database, so no `SELECT` is emitted for them.
+#[inline]
+pub fn is_repl_only(args: &[Bytes]) -> bool {
+    args.first()
+        .is_some_and(|a| a.len() == 7 && a.eq_ignore_ascii_case(b"publish"))
 }
 
 /// Collects what one executed command propagates, in order: the `DEL`s of keys it found
@@ -264,6 +318,45 @@ mod tests {
             let b = st.backlog.as_ref().unwrap();
             assert_eq!(&b.read_from(1, 1 << 20).unwrap()[..], expect.as_bytes());
             assert_eq!(&st.aof.as_ref().unwrap()[..], expect.as_bytes());
+        });
+    }
+
+    #[test]
+    fn publish_goes_to_replicas_only() {
+        let f = Feed::new();
+        f.with_state(|st| {
+            st.backlog = Some(Backlog::new(1 << 20, st.offset));
+            st.aof = Some(BytesMut::new());
+        });
+        f.append(&[(2, cmd(&["PUBLISH", "ch", "m"]))]);
+        f.append(&[
+            (0, cmd(&["SET", "k", "v"])),
+            (0, cmd(&["PUBLISH", "ch", "n"])),
+        ]);
+        f.append(&[
+            (0, cmd(&["PUBLISH", "a", "1"])),
+            (0, cmd(&["PUBLISH", "b", "2"])),
+        ]);
+        let publish = "*3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$1\r\nm\r\n";
+        let select = "*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n";
+        let multi = "*1\r\n$5\r\nMULTI\r\n";
+        let set = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n";
+        let publish_n = "*3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$1\r\nn\r\n";
+        let exec = "*1\r\n$4\r\nEXEC\r\n";
+        let two = concat!(
+            "*1\r\n$5\r\nMULTI\r\n",
+            "*3\r\n$7\r\nPUBLISH\r\n$1\r\na\r\n$1\r\n1\r\n",
+            "*3\r\n$7\r\nPUBLISH\r\n$1\r\nb\r\n$1\r\n2\r\n",
+            "*1\r\n$4\r\nEXEC\r\n",
+        );
+        let repl = format!("{publish}{select}{multi}{set}{publish_n}{exec}{two}");
+        let aof = format!("{select}{multi}{set}{exec}");
+        assert_eq!(f.offset(), repl.len() as u64);
+        assert_eq!(f.aof_tail(), aof.len() as u64);
+        f.with_state(|st| {
+            let b = st.backlog.as_ref().unwrap();
+            assert_eq!(&b.read_from(1, 1 << 20).unwrap()[..], repl.as_bytes());
+            assert_eq!(&st.aof.as_ref().unwrap()[..], aof.as_bytes());
         });
     }
 }

@@ -381,8 +381,23 @@ impl Session {
             );
             return After::Continue;
         }
-        // Replication's checks (READONLY, MASTERDOWN, NOREPLICAS): one load when off.
+        // Replication's checks (FAILOVER's write pause, READONLY, MASTERDOWN, NOREPLICAS):
+        // one load when off.
         if self.srv.repl.guards_on() {
+            let paused = match self.multi.as_ref() {
+                Some(m) if spec.cmd == Cmd::Exec => crate::replication::failover::pauses(
+                    &self.srv,
+                    spec,
+                    Some(&mut m.queued.iter().map(|(s, _)| *s)),
+                ),
+                _ => crate::replication::failover::pauses(&self.srv, spec, None),
+            };
+            if paused {
+                if self.flush().await.is_err() {
+                    return After::Close;
+                }
+                crate::replication::failover::wait_unpaused(&self.srv, &self.client).await;
+            }
             let err = match self.multi.as_ref() {
                 Some(m) if spec.cmd == Cmd::Exec => crate::replication::check_command(
                     &self.srv,
@@ -515,6 +530,10 @@ impl Session {
             }
             Cmd::ReplicaOf | Cmd::SlaveOf => {
                 let r = self.replicaof(&args);
+                self.reply(r);
+            }
+            Cmd::Failover => {
+                let r = crate::replication::failover::command(&self.srv, &args);
                 self.reply(r);
             }
             Cmd::ReplConf => {
@@ -1071,6 +1090,9 @@ impl Session {
     /// REPLICAOF host port / NO ONE (Redis's replicaofCommand).
     fn replicaof(&self, args: &[Bytes]) -> Reply {
         let srv = self.srv.clone();
+        if srv.repl.failover.active() {
+            return Reply::error("ERR REPLICAOF not allowed while failing over.");
+        }
         if args::is(&args[1], "no") && args::is(&args[2], "one") {
             if srv.is_replica() {
                 crate::replication::replica::unset_master(&srv);

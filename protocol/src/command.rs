@@ -325,6 +325,7 @@ commands! {
     ReplConf "replconf" -1 0 0 0 [ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI] Server;
     PSync "psync" -3 0 0 0 [ADMIN | NOSCRIPT | NO_MULTI] Server;
     Sync "sync" 1 0 0 0 [ADMIN | NOSCRIPT | NO_MULTI] Server;
+    Failover "failover" -1 0 0 0 [ADMIN | NOSCRIPT | STALE] Server;
     Monitor "monitor" 1 0 0 0 [ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI] Server;
     Memory "memory" -2 0 0 0 [READONLY | KEYSPACE] Server;
     Slowlog "slowlog" -2 0 0 0 [ADMIN | LOADING | STALE] Server;

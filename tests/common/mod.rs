@@ -38,7 +38,8 @@ impl Proc {
     }
 
     /// Starts `tandem node` in an existing directory (restart tests: take it from a stopped
-    /// `Proc` with [`Proc::take_dir`]).
+    /// `Proc` with [`Proc::take_dir`]). Full syncs start at once
+    /// (`--repl-diskless-sync-delay 0`) unless `extra` sets the delay.
     pub fn node_in(dir: tempfile::TempDir, extra: &[&str]) -> Proc {
         let port = free_port();
         let log = dir.path().join("node.log");
@@ -51,6 +52,9 @@ impl Proc {
             .arg("--dir")
             .arg(dir.path())
             .args(extra);
+        if !extra.contains(&"--repl-diskless-sync-delay") {
+            cmd.args(["--repl-diskless-sync-delay", "0"]);
+        }
         Self::spawn(cmd, port, dir, log)
     }
 

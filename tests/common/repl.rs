@@ -203,3 +203,26 @@ pub fn write_load(c: &mut redis::Connection, seed: u64, n: usize) {
         let _: redis::RedisResult<redis::Value> = p.query(c);
     }
 }
+
+/// A raw connection to `p` subscribed to `channel` (the subscription is confirmed).
+pub fn subscribe(p: &Proc, channel: &str) -> super::Raw {
+    let mut s = super::Raw::connect(p.port);
+    let r = s.cmd(&["SUBSCRIBE", channel]);
+    assert_eq!(
+        r,
+        super::Resp::Array(vec![
+            super::Resp::bulk("subscribe"),
+            super::Resp::bulk(channel),
+            super::Resp::Int(1)
+        ])
+    );
+    s
+}
+
+/// Asserts the next message pushed to `sub` is `payload` on `channel`.
+pub fn expect_message(sub: &mut super::Raw, channel: &str, payload: &str) {
+    assert_eq!(
+        sub.read(),
+        super::Resp::bulks(&["message", channel, payload])
+    );
+}

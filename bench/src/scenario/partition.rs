@@ -270,7 +270,7 @@ impl Drop for Cluster {
 /// and makes its replication link from [`SERVER_SIDE`].
 fn node_config(port: u16, dir: &std::path::Path, relay: u16, master: Option<u16>) -> String {
     let mut c = format!(
-        "bind = \"127.0.0.1\"\nport = {port}\ndir = {:?}\nbind-source-addr = \"{SERVER_SIDE}\"\nreplica-announce-ip = \"127.0.0.1\"\nreplica-announce-port = {relay}\n",
+        "bind = \"127.0.0.1\"\nport = {port}\ndir = {:?}\nbind-source-addr = \"{SERVER_SIDE}\"\nreplica-announce-ip = \"127.0.0.1\"\nreplica-announce-port = {relay}\nrepl-diskless-sync-delay = 0\n",
         dir.display().to_string()
     );
     if let Some(m) = master {

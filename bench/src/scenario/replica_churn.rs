@@ -334,6 +334,8 @@ async fn restart_replica(
         "--replicaof",
         mhost,
         mport,
+        "--repl-diskless-sync-delay",
+        "0",
     ]
     .iter()
     .map(|s| s.to_string())

@@ -152,7 +152,8 @@ impl<'a> Ctx<'a> {
 
     /// Finds `key` in database `db` with one hash lookup and returns (shard, index in the
     /// db's map). Applies lazy expiry: on a master an expired key is deleted (and counted);
-    /// on a replica it is reported missing but left for the master's DEL.
+    /// on a replica (or during a FAILOVER) it is reported missing but left for the master's
+    /// DEL.
     fn locate(&mut self, db: usize, key: &[u8]) -> Option<(usize, usize)> {
         let sidx = self.srv.keyspace.shard_index(key);
         let now = self.now_ms;
@@ -163,7 +164,9 @@ impl<'a> Ctx<'a> {
         if !expired {
             return Some((sidx, i));
         }
-        if self.srv.is_replica() {
+        // A replica leaves it for the master's DEL; so does a master while FAILOVER pauses
+        // writes (Redis: the DEL would move the offset the replicas must reach).
+        if self.srv.is_replica() || self.srv.repl.failover.active() {
             return None;
         }
         self.shard_at(sidx).dbs[db].remove(key);

@@ -199,6 +199,7 @@ fn dispatch(ctx: &mut Ctx, spec: &CommandSpec, args: &[Bytes]) -> CmdResult {
         Cmd::ReplConf => Err(session_only(spec)),
         Cmd::PSync => Err(session_only(spec)),
         Cmd::Sync => Err(session_only(spec)),
+        Cmd::Failover => Err(session_only(spec)),
         Cmd::Monitor => Err(session_only(spec)),
         Cmd::Memory => server::memory(ctx, args),
         Cmd::Slowlog => server::slowlog(ctx, args),

@@ -7,8 +7,13 @@ use tandem_protocol::Reply;
 use super::args::{self, CmdResult};
 use super::Ctx;
 
+/// PUBLISH delivers here and, as in Redis 7.0, goes to the replication stream (never the AOF,
+/// see [`crate::propagate::is_repl_only`]) so subscribers on replicas get the message too.
 pub fn publish(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let n = ctx.srv.pubsub.publish(&args[1], &args[2]);
+    if ctx.srv.feed.is_active() && !ctx.from_master {
+        ctx.propagate.push(args.to_vec());
+    }
     Ok(Reply::Int(n as i64))
 }
 

@@ -60,6 +60,9 @@ pub struct ReplicaConf {
     pub ip_address: Option<String>,
     pub capa_eof: bool,
     pub capa_psync2: bool,
+    /// `REPLCONF rdb-filter-only ""`: the payload carries no data (redis-cli --replica,
+    /// --functions-rdb).
+    pub rdb_exclude_data: bool,
 }
 
 /// One attached replica, as INFO / ROLE / WAIT see it.
@@ -178,9 +181,42 @@ pub fn cron(srv: &Server) {
             }
         }
     });
-    if loops.is_multiple_of(period) && !srv.is_replica() && srv.repl.replicas.count() > 0 {
+    // No PING during a failover: it would move the offset the replicas must catch up with.
+    if loops.is_multiple_of(period)
+        && !srv.is_replica()
+        && !srv.repl.failover.active()
+        && srv.repl.replicas.count() > 0
+    {
         srv.feed.append_meta(&[b"PING"]);
     }
+    expire_backlog(srv);
+}
+
+/// `repl-backlog-ttl`: a master that has had no replica for that many seconds frees its
+/// backlog, under a new replid with replid2 cleared (so no node can PSYNC into a history
+/// whose offsets stopped counting). Replicas keep theirs: they may be promoted.
+fn expire_backlog(srv: &Server) {
+    let ttl = srv.config.load().repl_backlog_ttl;
+    if ttl == 0 || srv.is_replica() || srv.repl.replicas.count() > 0 {
+        return;
+    }
+    let idle = unix_secs().saturating_sub(srv.repl.no_replicas_since.load(Ordering::Relaxed));
+    if idle <= ttl {
+        return;
+    }
+    srv.feed.with_state(|st| {
+        if st.backlog.take().is_some() {
+            srv.repl.with_ids(|ids| {
+                ids.replid = tandem_protocol::types::random_hex_id();
+                ids.replid2 = super::NO_REPLID.to_string();
+                ids.second_offset = -1;
+            });
+            tracing::info!(
+                seconds = ttl,
+                "replication backlog freed after that many seconds without connected replicas"
+            );
+        }
+    });
 }
 
 /// REPLCONF <option> <value> ...: `Some(reply)`, or `None` for `ack`/`getack`, which reply
@@ -217,6 +253,17 @@ pub fn replconf(srv: &Server, conf: &mut ReplicaConf, args: &[Bytes]) -> Option<
                 srv.repl.link.request_ack();
             }
             return None;
+        } else if args::is(opt, "rdb-filter-only") {
+            // Only the "functions" filter exists; Tandem has no functions, so any accepted
+            // filter means an RDB without data.
+            for f in String::from_utf8_lossy(val).split_whitespace() {
+                if !f.eq_ignore_ascii_case("functions") {
+                    return Some(Reply::error(format!(
+                        "ERR Unsupported rdb-filter-only option: {f}"
+                    )));
+                }
+            }
+            conf.rdb_exclude_data = true;
         } else if args::is(opt, "rdb-only") {
             match args::int(val) {
                 Ok(0 | 1) => {}
@@ -251,10 +298,32 @@ pub async fn sync_command(
     conf: &ReplicaConf,
     args: &[Bytes],
 ) -> Outcome {
+    // PSYNC <replid> <offset> FAILOVER: our master hands its role over to us (FAILOVER).
+    if args.len() > 3 && args::is(&args[0], "psync") && args::is(&args[3], "failover") {
+        tracing::warn!(replid = %String::from_utf8_lossy(&args[1]), "failover request received");
+        if !srv.is_replica() {
+            return Outcome::Reply(Reply::error(
+                "ERR PSYNC FAILOVER can't be sent to a master.",
+            ));
+        }
+        if !args[1].eq_ignore_ascii_case(srv.repl.replid().as_bytes()) {
+            return Outcome::Reply(Reply::error(
+                "ERR PSYNC FAILOVER replid must match my replid.",
+            ));
+        }
+        super::replica::unset_master(srv);
+        tracing::info!(client = client.id, peer = %client.addr, "MASTER MODE enabled (failover request)");
+    }
+    if srv.repl.failover.active() {
+        return Outcome::Reply(Reply::error("NOMASTERLINK Can't SYNC while failing over"));
+    }
     if srv.is_replica() && !srv.repl.link.is_up() {
         return Outcome::Reply(Reply::error(
             "NOMASTERLINK Can't SYNC while not connected with my master",
         ));
+    }
+    if conf.rdb_exclude_data && !conf.capa_eof {
+        return Outcome::Reply(Reply::error("ERR Filtered replica requires EOF capability"));
     }
     let psync = args.len() >= 3;
     let mut asked: Option<(Bytes, u64)> = None;
@@ -263,10 +332,6 @@ pub async fn sync_command(
             Ok(o) => o,
             Err(e) => return Outcome::Reply(e),
         };
-        if args.len() > 3 {
-            // PSYNC ... FAILOVER comes only from a FAILOVER, which Tandem does not run.
-            return Outcome::Reply(Reply::error(args::ERR_SYNTAX));
-        }
         asked = Some((args[1].clone(), off.max(0) as u64));
     }
     let peer = client.addr;
@@ -295,6 +360,8 @@ pub async fn sync_command(
         offset_rx: srv.feed.subscribe_offset(),
         drop_rx: srv.repl.drop_replicas.subscribe(),
         decoder: RequestDecoder::new(RequestLimits::default()),
+        pre_psync: !psync,
+        exclude_data: conf.rdb_exclude_data,
     };
     let peer_name = format!("{}:{}", info.ip, info.port);
     // Partial resynchronization (masterTryPartialResynchronization).
@@ -332,13 +399,19 @@ pub async fn sync_command(
     }
     srv.repl.sync_full.fetch_add(1, Ordering::Relaxed);
     srv.repl.replicas.add(info.clone());
-    let diskless = srv.config.load().repl_diskless_sync && conf.capa_eof;
+    // A filtered RDB always goes over the socket, as in Redis.
+    let diskless = (srv.config.load().repl_diskless_sync || conf.rdb_exclude_data) && conf.capa_eof;
     let reason = sender.full_sync(psync, diskless, &peer_name).await;
     finish(srv, &info, &peer_name, reason)
 }
 
 fn finish(srv: &Server, info: &ReplicaInfo, peer: &str, reason: &'static str) -> Outcome {
     srv.repl.replicas.remove(info.client_id);
+    if srv.repl.replicas.count() == 0 {
+        srv.repl
+            .no_replicas_since
+            .store(unix_secs(), Ordering::Relaxed);
+    }
     refresh_good_replicas(srv);
     tracing::info!(replica = %peer, reason, "connection with replica lost");
     Outcome::Closed(reason)
@@ -394,6 +467,11 @@ struct Sender<'a> {
     offset_rx: tokio::sync::watch::Receiver<u64>,
     drop_rx: tokio::sync::watch::Receiver<u64>,
     decoder: RequestDecoder,
+    /// Attached with the old SYNC (Redis's CLIENT_PRE_PSYNC): no `+FULLRESYNC` line and no
+    /// ACKs expected, so no ACK timeout.
+    pre_psync: bool,
+    /// The payload carries no data (`REPLCONF rdb-filter-only`).
+    exclude_data: bool,
 }
 
 impl Sender<'_> {
@@ -502,7 +580,7 @@ impl Sender<'_> {
                 _ = tick.tick() => {
                     let timeout = self.srv.config.load().repl_timeout;
                     let last = self.info.ack_time.load(Ordering::Relaxed);
-                    if unix_secs().saturating_sub(last) > timeout {
+                    if !self.pre_psync && unix_secs().saturating_sub(last) > timeout {
                         return "timeout: no ACK from the replica";
                     }
                 }
@@ -516,68 +594,10 @@ impl Sender<'_> {
     /// FULLRESYNC: snapshot (attaching at the snapshot point), payload, then the stream.
     async fn full_sync(&mut self, psync: bool, diskless: bool, peer: &str) -> &'static str {
         ensure_backlog(&self.srv);
-        let srv = self.srv.clone();
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
-        let (at_tx, at_rx) = tokio::sync::oneshot::channel::<(String, u64)>();
-        let relaying = srv.is_replica();
-        let dir = srv.config.load().dir.clone();
-        let tmp = dir.join(format!(
-            "temp-repl-{}-{}.rdb",
-            std::process::id(),
-            self.client.id
-        ));
-        let tmp2 = tmp.clone();
-        // The snapshot and its encoding run on a blocking thread; the RDB bytes come back
-        // in chunks (diskless) or through a temp file (disk-style, `$len` needs the size).
-        let job = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
-            let mut at = None;
-            let snap = payload::snapshot(&srv, || {
-                srv.feed.with_state(|st| {
-                    // A master starts this replica's stream with a SELECT (Redis's
-                    // slaveseldb = -1); a replica relays its master's bytes as they are,
-                    // so the payload says which database the stream is in.
-                    let db = if relaying { st.last_db.unwrap_or(0) } else { 0 };
-                    if !relaying {
-                        st.last_db = None;
-                    }
-                    at = Some((srv.repl.replid(), st.offset, db));
-                });
-            });
-            let (replid, offset, db) =
-                at.unwrap_or_else(|| (srv.repl.replid(), srv.feed.offset(), 0));
-            let _ = at_tx.send((replid.clone(), offset));
-            if diskless {
-                let mut w = payload::ChunkWriter::new(tx);
-                payload::write_rdb(&mut w, &snap, &replid, offset, db)?;
-                w.finish()
-            } else {
-                let f = std::fs::File::create(&tmp2)?;
-                let mut w = std::io::BufWriter::new(f);
-                let n = payload::write_rdb(&mut w, &snap, &replid, offset, db)?;
-                std::io::Write::flush(&mut w)?;
-                Ok(n)
-            }
-        });
-        let Ok((replid, offset)) = at_rx.await else {
-            return "snapshot failed";
-        };
-        self.next = offset + 1;
-        let line = if psync {
-            format!("+FULLRESYNC {replid} {offset}\r\n")
-        } else {
-            String::new()
-        };
-        tracing::info!(replica = %peer, %replid, offset, diskless, "starting full resynchronization");
-        if self.stream.write_all(line.as_bytes()).await.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-            return "write error";
-        }
         let r = if diskless {
-            self.send_diskless(&mut rx, job).await
+            self.full_sync_diskless(psync, peer).await
         } else {
-            let r = self.send_disk(job, &tmp).await;
-            let _ = std::fs::remove_file(&tmp);
-            r
+            self.full_sync_disk(psync, peer).await
         };
         if let Err(e) = r {
             return e;
@@ -589,6 +609,106 @@ impl Sender<'_> {
         self.streaming = !diskless;
         tracing::info!(replica = %peer, "synchronization with replica succeeded");
         self.run().await
+    }
+
+    /// `+FULLRESYNC <replid> <offset>` (not for the old SYNC), from which the stream follows.
+    async fn attach_at(
+        &mut self,
+        psync: bool,
+        replid: &str,
+        offset: u64,
+        peer: &str,
+        diskless: bool,
+    ) -> Result<(), &'static str> {
+        self.next = offset + 1;
+        tracing::info!(replica = %peer, %replid, offset, diskless, "starting full resynchronization");
+        if psync {
+            let line = format!("+FULLRESYNC {replid} {offset}\r\n");
+            self.write_timed(line.as_bytes()).await?;
+        }
+        Ok(())
+    }
+
+    /// Diskless: wait for a shared transfer (see [`super::transfer`]), sending the pre-sync
+    /// keepalive newline every second and watching the replica, then relay the payload with
+    /// the `$EOF:<mark>` framing.
+    async fn full_sync_diskless(&mut self, psync: bool, peer: &str) -> Result<(), &'static str> {
+        let srv = self.srv.clone();
+        let mut rx = srv.repl.transfers.wait(self.exclude_data);
+        super::transfer::maybe_start(&srv);
+        let delay = Duration::from_secs(srv.config.load().repl_diskless_sync_delay);
+        let due = tokio::time::sleep(delay);
+        tokio::pin!(due);
+        let mut due_fired = false;
+        let mut tick = tokio::time::interval(PRESYNC_KEEPALIVE);
+        tick.tick().await;
+        let mut shutdown = srv.shutdown_signal();
+        let mut transfer = loop {
+            tokio::select! {
+                t = &mut rx => match t {
+                    Ok(t) => break t,
+                    Err(_) => return Err("snapshot failed"),
+                },
+                _ = &mut due, if !due_fired => {
+                    due_fired = true;
+                    super::transfer::maybe_start(&srv);
+                }
+                _ = tick.tick() => self.write_timed(b"\n").await?,
+                r = self.stream.readable() => {
+                    if r.is_err() {
+                        return Err("read error");
+                    }
+                    match self.stream.try_read_buf(self.rbuf) {
+                        Ok(0) => return Err("connection closed by replica"),
+                        Ok(_) if self.rbuf.len() > 1 << 20 => return Err("replica sent too much"),
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(_) => return Err("read error"),
+                    }
+                }
+                _ = self.drop_rx.changed() => return Err("replication history changed"),
+                _ = self.client.kill.notified() => return Err("killed"),
+                _ = shutdown.changed() => return Err("server shutdown"),
+            }
+        };
+        self.attach_at(psync, &transfer.replid, transfer.offset, peer, true)
+            .await?;
+        self.send_diskless(&mut transfer.chunks).await
+    }
+
+    /// Disk-style: this replica's own snapshot through a temp file (`$len` needs the size).
+    async fn full_sync_disk(&mut self, psync: bool, peer: &str) -> Result<(), &'static str> {
+        let srv = self.srv.clone();
+        let (at_tx, at_rx) = tokio::sync::oneshot::channel::<(String, u64)>();
+        let dir = srv.config.load().dir.clone();
+        let tmp = dir.join(format!(
+            "temp-repl-{}-{}.rdb",
+            std::process::id(),
+            self.client.id
+        ));
+        let tmp2 = tmp.clone();
+        let exclude_data = self.exclude_data;
+        let job = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+            let (mut snap, replid, offset, db) = super::transfer::freeze(&srv);
+            if exclude_data {
+                snap.dbs.clear();
+            }
+            let _ = at_tx.send((replid.clone(), offset));
+            let f = std::fs::File::create(&tmp2)?;
+            let mut w = std::io::BufWriter::new(f);
+            let n = payload::write_rdb(&mut w, &snap, &replid, offset, db)?;
+            std::io::Write::flush(&mut w)?;
+            Ok(n)
+        });
+        let Ok((replid, offset)) = at_rx.await else {
+            return Err("snapshot failed");
+        };
+        let r = match self.attach_at(psync, &replid, offset, peer, false).await {
+            Ok(()) => self.send_disk(job, &tmp).await,
+            Err(e) => Err(e),
+        };
+        let _ = std::fs::remove_file(&tmp);
+        r
     }
 
     /// While the payload is produced or sent, keep reading the stream into `pending` so the
@@ -606,8 +726,7 @@ impl Sender<'_> {
 
     async fn send_diskless(
         &mut self,
-        rx: &mut tokio::sync::mpsc::Receiver<Bytes>,
-        job: tokio::task::JoinHandle<std::io::Result<u64>>,
+        rx: &mut tokio::sync::mpsc::Receiver<Result<Bytes, ()>>,
     ) -> Result<(), &'static str> {
         let mark = tandem_protocol::types::random_hex_id();
         self.info.set_state(ReplicaState::SendBulk);
@@ -616,18 +735,15 @@ impl Sender<'_> {
         loop {
             tokio::select! {
                 c = rx.recv() => match c {
-                    Some(chunk) => {
+                    Some(Ok(chunk)) => {
                         self.write_timed(&chunk).await?;
                         self.drain_stream()?;
                     }
+                    Some(Err(())) => return Err("snapshot failed"),
                     None => break,
                 },
                 _ = self.offset_rx.changed() => self.drain_stream()?,
             }
-        }
-        match job.await {
-            Ok(Ok(_)) => {}
-            _ => return Err("snapshot failed"),
         }
         self.write_timed(mark.as_bytes()).await?;
         Ok(())

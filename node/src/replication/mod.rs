@@ -8,10 +8,12 @@
 //! judged against a consistent (id, offset, backlog) triple.
 
 pub mod backlog;
+pub mod failover;
 pub mod master;
 pub mod payload;
 pub mod replica;
 pub mod report;
+pub mod transfer;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -66,9 +68,15 @@ pub struct Replication {
     pub replicas: master::Registry,
     /// The link to our master (replica side).
     pub link: replica::Link,
+    /// Replicas waiting for a diskless transfer.
+    pub transfers: transfer::Pending,
+    /// The coordinated failover (FAILOVER).
+    pub failover: failover::Failover,
     pub sync_full: AtomicU64,
     pub sync_partial_ok: AtomicU64,
     pub sync_partial_err: AtomicU64,
+    /// Unix seconds since when no replica is attached (for `repl-backlog-ttl`).
+    pub no_replicas_since: AtomicU64,
     /// `min_slaves_good_slaves`, refreshed by the cron and on ACKs.
     pub good_replicas: AtomicU64,
     /// True when the per-command checks (READONLY, MASTERDOWN, NOREPLICAS) may apply, so
@@ -100,9 +108,12 @@ impl Replication {
             }),
             replicas: master::Registry::default(),
             link: replica::Link::default(),
+            transfers: transfer::Pending::default(),
+            failover: failover::Failover::default(),
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
+            no_replicas_since: AtomicU64::new(master::unix_secs()),
             good_replicas: AtomicU64::new(0),
             guards: AtomicBool::new(false),
             acks: watch::channel(0).0,
@@ -155,12 +166,14 @@ impl Replication {
     /// Recomputes whether sessions must run the replication checks.
     pub fn refresh_guards(&self, srv: &Server) {
         let cfg = srv.config.load();
-        let on =
-            srv.is_replica() || (cfg.min_replicas_to_write > 0 && cfg.min_replicas_max_lag > 0);
+        let on = srv.is_replica()
+            || (cfg.min_replicas_to_write > 0 && cfg.min_replicas_max_lag > 0)
+            || self.failover.active();
         self.guards.store(on, Ordering::Relaxed);
     }
 
-    /// Whether a session must call [`check_command`] (one relaxed load).
+    /// Whether a session must call [`check_command`] and [`failover::pauses`] (one relaxed
+    /// load).
     #[inline]
     pub fn guards_on(&self) -> bool {
         self.guards.load(Ordering::Relaxed)
@@ -183,7 +196,10 @@ pub fn start(srv: &Arc<Server>) {
         let mut tick = tokio::time::interval(CRON_PERIOD);
         loop {
             tokio::select! {
-                _ = tick.tick() => master::cron(&s),
+                _ = tick.tick() => {
+                    master::cron(&s);
+                    transfer::maybe_start(&s);
+                }
                 _ = stop.changed() => break,
             }
         }

@@ -218,6 +218,9 @@ pub fn unset_master(srv: &Arc<Server>) {
         st.last_db = None;
     });
     srv.set_role(Role::Master);
+    srv.repl
+        .no_replicas_since
+        .store(super::master::unix_secs(), Ordering::Relaxed);
     srv.feed.set_relay_only(false);
     srv.repl.refresh_guards(srv);
     srv.repl.disconnect_replicas();
@@ -407,14 +410,31 @@ async fn session(
     } else {
         ("?".to_string(), "-1".to_string())
     };
-    c.send(&super::encode(&[
-        b"PSYNC",
-        ask_id.as_bytes(),
-        ask_off.as_bytes(),
-    ]))
-    .await?;
+    // A master handing its role over (FAILOVER) asks the target to become the master.
+    let failing_over = super::failover::psync_suffix(srv);
+    let mut psync: Vec<&[u8]> = vec![b"PSYNC", ask_id.as_bytes(), ask_off.as_bytes()];
+    if failing_over {
+        psync.push(b"FAILOVER");
+    }
+    if let Err(e) = c.send(&super::encode(&psync)).await {
+        if failing_over {
+            super::failover::abort(srv, "Write error to failover target");
+        }
+        return Err(e);
+    }
     let reply = c.line_skip_empty().await?;
+    if failing_over {
+        // Any full or partial resync completes it (Redis: "nothing technically wrong with a
+        // full resync"); an error aborts it and makes us a master again.
+        let accepted = reply.starts_with("+CONTINUE") || reply.starts_with("+FULLRESYNC");
+        super::failover::psync_done(srv, accepted);
+        if !accepted {
+            return Err(format!("failover target rejected PSYNC: {reply}"));
+        }
+    }
     let mut applier;
+    // False for a master that only knows the old SYNC: it expects no ACKs.
+    let mut acks = true;
     if let Some(rest) = reply.strip_prefix("+FULLRESYNC") {
         let mut parts = rest.split_whitespace();
         let (Some(id), Some(off)) = (
@@ -454,8 +474,16 @@ async fn session(
         applier = Applier::new(off, link.stream_db.load(Ordering::Relaxed));
     } else if reply.starts_with("-NOMASTERLINK") || reply.starts_with("-LOADING") {
         return Err(format!("master is not ready: {reply}"));
-    } else if reply.starts_with("-") {
-        return Err(format!("master refused PSYNC: {reply}"));
+    } else if reply.starts_with('-') {
+        // A master without PSYNC: fall back to the old SYNC, as Redis does. The payload comes
+        // with no +FULLRESYNC line, so this history gets an id of its own and starts at 0.
+        tracing::info!(master = %format!("{host}:{port}"), %reply, "master does not support PSYNC, falling back to SYNC");
+        c.send(&super::encode(&[b"SYNC"])).await?;
+        link.cached.store(false, Ordering::Relaxed);
+        let replid = tandem_protocol::types::random_hex_id();
+        let db = full_sync(srv, gen, &mut c, replid, 0).await?;
+        applier = Applier::new(0, db);
+        acks = false;
     } else {
         return Err(format!("unexpected reply to PSYNC: {reply}"));
     }
@@ -469,7 +497,7 @@ async fn session(
     link.applied_off.store(applier.reploff, Ordering::Relaxed);
     *was_up = true;
     tracing::info!(master = %format!("{host}:{port}"), "MASTER <-> REPLICA sync: master link is up");
-    stream_loop(srv, &mut c, &mut applier).await
+    stream_loop(srv, &mut c, &mut applier, acks).await
 }
 
 fn ack_cmd(off: u64) -> Bytes {
@@ -625,9 +653,10 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Applies the stream: commands in order, ACK every second (and on GETACK), timeout when
-/// the master is silent for `repl-timeout`.
-async fn stream_loop(srv: &Arc<Server>, c: &mut Conn, a: &mut Applier) -> LinkResult {
+/// Applies the stream: commands in order, ACK every second (and on GETACK; never to a master
+/// reached with the old SYNC, `acks` false), timeout when the master is silent for
+/// `repl-timeout`.
+async fn stream_loop(srv: &Arc<Server>, c: &mut Conn, a: &mut Applier, acks: bool) -> LinkResult {
     let link = &srv.repl.link;
     let mut tick = tokio::time::interval(ACK_PERIOD);
     let mut out = BytesMut::new();
@@ -655,7 +684,9 @@ async fn stream_loop(srv: &Arc<Server>, c: &mut Conn, a: &mut Applier) -> LinkRe
                 }
             },
             _ = tick.tick() => {
-                out.extend_from_slice(&ack_cmd(a.reploff));
+                if acks {
+                    out.extend_from_slice(&ack_cmd(a.reploff));
+                }
                 let timeout = srv.config.load().repl_timeout;
                 let last = link.last_io.load(Ordering::Relaxed);
                 if super::master::unix_secs().saturating_sub(last) > timeout {
@@ -712,6 +743,13 @@ impl Applier {
         srv.feed.append_raw(raw, Some(self.db));
     }
 
+    /// Like [`Self::processed`] for commands that apply to no database and stay out of the
+    /// AOF (`PING`, `REPLCONF`, `PUBLISH`): relayed to our replicas only.
+    fn processed_meta(&mut self, srv: &Server, raw: &[u8]) {
+        self.reploff += raw.len() as u64;
+        srv.feed.append_raw_meta(raw);
+    }
+
     fn apply(&mut self, srv: &Server, args: Vec<Bytes>, raw: Bytes, out: &mut BytesMut) {
         if args.is_empty() {
             self.processed(srv, &raw);
@@ -746,8 +784,13 @@ impl Applier {
                     // The ACK excludes the GETACK's own bytes.
                     out.extend_from_slice(&ack_cmd(self.reploff));
                 }
+                self.processed_meta(srv, &raw);
+                return;
             }
-            Cmd::Ping => {}
+            Cmd::Ping => {
+                self.processed_meta(srv, &raw);
+                return;
+            }
             Cmd::Multi => {
                 self.multi = Some((Vec::new(), BytesMut::from(&raw[..])));
                 return;
@@ -797,7 +840,11 @@ impl Applier {
         }
         let db_after = ctx.db;
         // The stream's database for the relay is the one before these commands ran.
-        self.processed(srv, raw);
+        if cmds.len() == 1 && crate::propagate::is_repl_only(&cmds[0].1) {
+            self.processed_meta(srv, raw);
+        } else {
+            self.processed(srv, raw);
+        }
         self.db = db_after;
         drop(ctx);
     }

@@ -389,6 +389,33 @@ static PARAMS: &[Param] = &[
         }),
     },
     Param {
+        name: "repl-diskless-sync-delay",
+        aliases: &[],
+        get: |c| c.repl_diskless_sync_delay.to_string(),
+        set: Some(|c, v| {
+            c.repl_diskless_sync_delay = parse_int(v, 0, INT_MAX)? as u64;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "repl-diskless-sync-max-replicas",
+        aliases: &[],
+        get: |c| c.repl_diskless_sync_max_replicas.to_string(),
+        set: Some(|c, v| {
+            c.repl_diskless_sync_max_replicas = parse_int(v, 0, INT_MAX)? as u32;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "repl-backlog-ttl",
+        aliases: &[],
+        get: |c| c.repl_backlog_ttl.to_string(),
+        set: Some(|c, v| {
+            c.repl_backlog_ttl = parse_int(v, 0, i64::MAX)? as u64;
+            Ok(())
+        }),
+    },
+    Param {
         name: "repl-timeout",
         aliases: &[],
         get: |c| c.repl_timeout.to_string(),
@@ -702,12 +729,6 @@ static EXTRAS: &[Extra] = &[
         default: "0",
     },
     Extra {
-        name: "repl-diskless-sync-delay",
-        aliases: &[],
-        kind: Kind::Int(0, INT_MAX),
-        default: "5",
-    },
-    Extra {
         name: "repl-ping-replica-period",
         aliases: &["repl-ping-slave-period"],
         kind: Kind::Int(1, INT_MAX),
@@ -979,5 +1000,9 @@ mod tests {
         assert_eq!(get("maxmemory"), "0");
         assert_eq!(get("proto-max-bulk-len"), "536870912");
         assert_eq!(get("slave-read-only"), "yes");
+        assert_eq!(get("repl-diskless-sync"), "yes");
+        assert_eq!(get("repl-diskless-sync-delay"), "5");
+        assert_eq!(get("repl-diskless-sync-max-replicas"), "0");
+        assert_eq!(get("repl-backlog-ttl"), "3600");
     }
 }

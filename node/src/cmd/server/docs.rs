@@ -194,6 +194,7 @@ pub static DOCS: &[Doc] = &[
     Doc { name: "replconf", since: "3.0.0", acl: "admin slow dangerous", tips: "", summary: "Internal command used by replicas" },
     Doc { name: "psync", since: "2.8.0", acl: "admin slow dangerous", tips: "", summary: "Internal command used by replicas to synchronize" },
     Doc { name: "sync", since: "1.0.0", acl: "admin slow dangerous", tips: "", summary: "Internal command used by replicas to synchronize" },
+    Doc { name: "failover", since: "6.2.0", acl: "admin slow dangerous", tips: "", summary: "Hands the master role over to a caught-up replica without losing writes" },
     Doc { name: "monitor", since: "1.0.0", acl: "admin slow dangerous", tips: "", summary: "Streams every command the server receives" },
     Doc { name: "memory", since: "4.0.0", acl: "slow", tips: "", summary: "Reports on memory usage" },
     Doc { name: "slowlog", since: "2.2.12", acl: "slow", tips: "", summary: "Inspects the slow queries log" },
