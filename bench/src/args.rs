@@ -109,6 +109,11 @@ pub struct BenchArgs {
     /// Scenario (own deployment): the proxy's write concern (`master` or `replicated`).
     #[arg(long, default_value = "master")]
     pub write_concern: String,
+    /// Scenario: what each run starts: `tandem` (`tandem up`) or `redis` (3 redis-server,
+    /// 3 redis-sentinel and twemproxy, kept on the master by a Sentinel client-reconfig-script),
+    /// with the same sentinel settings.
+    #[arg(long, value_enum, default_value_t = crate::scenario::Stack::Tandem)]
+    pub stack: crate::scenario::Stack,
 }
 
 /// A flag with a value that cannot work.

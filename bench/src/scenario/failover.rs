@@ -5,8 +5,9 @@
 //! Reports per run: the unavailability window (the longest silence between acknowledgements
 //! that ends after the kill: last ack before the outage to the first after), writes acknowledged and failed, acknowledged writes missing on the new master, and
 //! stale reads (a client's read-back of its own last acknowledged write that found nothing).
-//! Without `--sentinel` every run starts its own deployment (`tandem up`, this same binary,
-//! in its own process group on free ports in a temp dir) and kills the whole group after.
+//! Without `--sentinel` every run starts its own deployment of `--stack` (`tandem up`, or
+//! redis-server + redis-sentinel + twemproxy) in its own process group on free ports in a temp
+//! dir, and kills the whole group after.
 
 use anyhow::{bail, Context, Result};
 use std::process::ExitCode;
@@ -17,8 +18,8 @@ use tandem_protocol::client::Client;
 use tandem_protocol::Reply;
 
 use super::{
-    count_missing, info_field, master_addr, start_deployment, summary, wait_ready, DeployOptions,
-    Deployment, CALL_TIMEOUT, CONNECT_TIMEOUT,
+    count_missing, info_field, master_addr, summary, wait_ready, DeployOptions, Deployment,
+    CALL_TIMEOUT, CONNECT_TIMEOUT,
 };
 #[cfg(test)]
 use super::{field, median};
@@ -34,9 +35,7 @@ pub struct Options {
     pub runs: usize,
     pub kill_after: Duration,
     pub settle: Duration,
-    pub down_after_ms: u64,
-    pub failover_timeout_ms: u64,
-    pub write_concern: String,
+    pub deploy: DeployOptions,
 }
 
 impl Options {
@@ -51,9 +50,7 @@ impl Options {
         if a.clients == 0 {
             bail!("--clients: must be at least 1");
         }
-        if !matches!(a.write_concern.as_str(), "master" | "replicated") {
-            bail!("--write-concern: must be master or replicated");
-        }
+        let deploy = DeployOptions::from_args(a)?;
         let external = !a.sentinels.is_empty();
         Ok(Options {
             proxy: external.then(|| a.targets[0].clone()),
@@ -64,9 +61,7 @@ impl Options {
             runs: a.runs,
             kill_after: a.kill_after,
             settle: a.settle,
-            down_after_ms: a.down_after_ms,
-            failover_timeout_ms: a.failover_timeout_ms,
-            write_concern: a.write_concern.clone(),
+            deploy,
         })
     }
 }
@@ -223,14 +218,13 @@ async fn writer(
 
 async fn run_once(o: &Options, run: usize) -> Result<RunResult> {
     let dep = match &o.proxy {
-        Some(p) => Deployment::external(p, &o.sentinels),
-        None => start_deployment(&DeployOptions {
-            down_after_ms: o.down_after_ms,
-            failover_timeout_ms: o.failover_timeout_ms,
-            write_concern: o.write_concern.clone(),
-        })?,
+        Some(p) => {
+            let d = Deployment::external(p, &o.sentinels);
+            wait_ready(&d).await?;
+            d
+        }
+        None => Deployment::start(&o.deploy).await?,
     };
-    wait_ready(&dep).await?;
     let old_master = master_addr(&dep.sentinels).await?;
     let pid: i32 = info_field(&old_master, "server", "process_id")
         .await?
@@ -257,7 +251,7 @@ async fn run_once(o: &Options, run: usize) -> Result<RunResult> {
     tracing::info!(pid, %old_master, "killed the master");
     // Writes must resume within the failover timeout (plus detection and slack).
     let resume_deadline = killed_at
-        + Duration::from_millis(o.down_after_ms + o.failover_timeout_ms)
+        + Duration::from_millis(o.deploy.down_after_ms + o.deploy.failover_timeout_ms)
         + Duration::from_secs(10);
     while shared.acked_after_kill.load(Ordering::Relaxed) == 0 && Instant::now() < resume_deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -338,13 +332,15 @@ fn metrics(results: &[RunResult]) -> Vec<(&'static str, Vec<f64>, bool)> {
 /// The result table: median and worst over the runs.
 pub fn table(o: &Options, results: &[RunResult]) -> String {
     let mut t = format!(
-        "\nscenario failover: {} run(s), {} writes/s from {} clients, write concern {}, kill -9 after {:?}, down-after {} ms\n\n",
+        "\nscenario failover, stack {} ({}): {} run(s), {} writes/s from {} clients, write concern {}, kill -9 after {:?}, down-after {} ms\n\n",
+        o.deploy.stack.name(),
+        o.deploy.stack.describe(),
         results.len(),
         o.rate,
         o.clients,
-        o.write_concern,
+        o.deploy.write_concern,
         o.kill_after,
-        o.down_after_ms
+        o.deploy.down_after_ms
     );
     t.push_str(&format!("  {:<28} {:>12} {:>12}\n", "", "median", "worst"));
     for (name, v, larger_worse) in metrics(results) {
@@ -388,11 +384,13 @@ pub fn json(o: &Options, results: &[RunResult]) -> String {
     }
     serde_json::json!({
         "scenario": "failover",
+        "stack": o.deploy.stack,
         "rate": o.rate,
         "clients": o.clients,
-        "write_concern": o.write_concern,
+        "write_concern": o.deploy.write_concern,
         "kill_after_ms": o.kill_after.as_millis() as u64,
-        "down_after_ms": o.down_after_ms,
+        "down_after_ms": o.deploy.down_after_ms,
+        "failover_timeout_ms": o.deploy.failover_timeout_ms,
         "runs": results,
         "median": median,
         "worst": worst,

@@ -1,0 +1,441 @@
+//! The deployment a fault scenario runs against, one type whichever stack it is: Tandem
+//! (`tandem up`: 3 nodes, 3 sentinels, the proxy) or the equivalent Redis set-up (3
+//! redis-server, 3 redis-sentinel, twemproxy; see [`super::redis_stack`]), each started on
+//! free loopback ports in a temp dir, in one process group that is killed on drop; or an
+//! external deployment (`--sentinel`). What a scenario does to a deployment (restart a replica,
+//! restart the proxy) is a method here, implemented per stack, so scenarios never branch on
+//! the stack.
+
+use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tandem_protocol::Reply;
+
+use super::{
+    call, field, free_block, info_field, kill9, master_addr, redis_stack, spawn_tandem,
+    wait_ping, MASTER_NAME, READY_TIMEOUT,
+};
+
+/// How long a restarted replica may take to be linked to its master again.
+pub const RELINK_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a restarted proxy may take to answer PING.
+pub const PROXY_START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Which software a scenario's own deployment runs (`--stack`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stack {
+    /// `tandem up`: 3 tandem nodes, 3 tandem sentinels, tandem proxy.
+    Tandem,
+    /// 3 redis-server 7 (one master, two `replicaof`), 3 redis-sentinel, and twemproxy
+    /// (nutcracker) pointed at the master by a Sentinel client-reconfig-script.
+    Redis,
+}
+
+impl Stack {
+    /// The stack's name as `--stack` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stack::Tandem => "tandem",
+            Stack::Redis => "redis",
+        }
+    }
+
+    /// What the stack is made of, for table titles.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Stack::Tandem => "tandem node + tandem sentinel + tandem proxy",
+            Stack::Redis => "redis-server + redis-sentinel + twemproxy",
+        }
+    }
+}
+
+/// How an own deployment is configured.
+#[derive(Debug, Clone)]
+pub struct DeployOptions {
+    pub stack: Stack,
+    pub down_after_ms: u64,
+    pub failover_timeout_ms: u64,
+    /// The Tandem proxy's write concern; twemproxy only has `master`.
+    pub write_concern: String,
+    /// The scenario restarts the proxy under load: Tandem then runs a `tandem proxy` of its
+    /// own beside `tandem up`'s (whose proxy `up` would not restart); twemproxy always can be.
+    pub restartable_proxy: bool,
+}
+
+impl DeployOptions {
+    /// The deployment flags of `a`, checked.
+    pub fn from_args(a: &crate::BenchArgs) -> Result<DeployOptions> {
+        if !matches!(a.write_concern.as_str(), "master" | "replicated") {
+            bail!("--write-concern: must be master or replicated");
+        }
+        if a.stack == Stack::Redis && a.write_concern != "master" {
+            bail!("--write-concern {}: twemproxy has no write concern (it acknowledges what the master acknowledged); use master with --stack redis", a.write_concern);
+        }
+        if a.stack != Stack::Tandem && !a.sentinels.is_empty() {
+            bail!("--stack: chooses what a scenario starts; with --sentinel it runs against an existing deployment (drop one of them)");
+        }
+        Ok(DeployOptions {
+            stack: a.stack,
+            down_after_ms: a.down_after_ms,
+            failover_timeout_ms: a.failover_timeout_ms,
+            write_concern: a.write_concern.clone(),
+            restartable_proxy: false,
+        })
+    }
+}
+
+/// The proxy under load, and how to start it again.
+pub(super) enum ProxyProc {
+    /// The proxy of an external deployment or of `tandem up`: not restarted here.
+    Fixed,
+    /// A `tandem proxy` of the scenario's own: its arguments and process.
+    Tandem { argv: Vec<String>, child: Child },
+    /// twemproxy: the script `nutcracker.sh` in the deployment dir starts it (again) and
+    /// records its pid in `nutcracker.pid` (the Sentinel client-reconfig-script uses it too).
+    Twemproxy,
+}
+
+/// The processes of an own deployment.
+pub(super) struct Own {
+    pub dir: tempfile::TempDir,
+    /// The process group every process of the deployment is in.
+    pub pgid: i32,
+    /// Processes started directly by this process, reaped on drop.
+    pub children: Vec<Child>,
+    pub proxy: ProxyProc,
+}
+
+/// A deployment under test; an own one (started here) is killed with its process group on
+/// drop.
+pub struct Deployment {
+    pub stack: Stack,
+    /// The one endpoint clients use.
+    pub proxy: String,
+    pub sentinels: Vec<String>,
+    /// The nodes of an own deployment, the first master first; empty for an external one.
+    pub nodes: Vec<String>,
+    pub(super) own: Option<Own>,
+}
+
+impl Deployment {
+    /// An existing deployment: the proxy and its sentinels.
+    pub fn external(proxy: &str, sentinels: &[String]) -> Deployment {
+        Deployment {
+            stack: Stack::Tandem,
+            proxy: proxy.to_string(),
+            sentinels: sentinels.to_vec(),
+            nodes: Vec::new(),
+            own: None,
+        }
+    }
+
+    /// Starts an own deployment of `o.stack` on free loopback ports in a temp dir and waits
+    /// until it is ready (see [`wait_ready`]).
+    pub async fn start(o: &DeployOptions) -> Result<Deployment> {
+        let mut d = match o.stack {
+            Stack::Tandem => start_tandem(o)?,
+            Stack::Redis => redis_stack::start(o).await?,
+        };
+        wait_ready(&d).await?;
+        if o.restartable_proxy && o.stack == Stack::Tandem {
+            d.own_tandem_proxy(&o.write_concern).await?;
+        }
+        Ok(d)
+    }
+
+    /// Whether this deployment was started here.
+    pub fn is_own(&self) -> bool {
+        self.own.is_some()
+    }
+
+    /// The process group of an own deployment (processes started by the scenario join it,
+    /// so dropping the deployment kills them too).
+    pub fn pgid(&self) -> Option<i32> {
+        self.own.as_ref().map(|o| o.pgid)
+    }
+
+    /// The temp dir of an own deployment (configs, data, logs).
+    pub fn dir(&self) -> Option<&Path> {
+        self.own.as_ref().map(|o| o.dir.path())
+    }
+
+    fn own_dir(&self) -> Result<PathBuf> {
+        self.dir()
+            .map(Path::to_path_buf)
+            .context("an external deployment is not restarted by the scenario")
+    }
+
+    /// kill -9s node `i` (pid from its `INFO server`) and starts it again with the same port,
+    /// data directory and configuration, as a replica of `master`; returns once its link to
+    /// the master is up.
+    pub async fn restart_replica(&mut self, i: usize, master: &str) -> Result<()> {
+        let addr = self
+            .nodes
+            .get(i)
+            .cloned()
+            .with_context(|| format!("no node {i} in this deployment"))?;
+        let pid: i32 = info_field(&addr, "server", "process_id")
+            .await?
+            .parse()
+            .context("process_id is not a number")?;
+        kill9(pid)?;
+        tracing::info!(pid, %addr, "killed a replica");
+        let dir = self.own_dir()?;
+        let (mhost, mport) = master
+            .rsplit_once(':')
+            .context("master address has no port")?;
+        let port = addr.rsplit_once(':').map(|p| p.1).unwrap_or_default();
+        let name = format!("node-{}", i + 1);
+        let log = dir.join(format!("{name}.restarts.log"));
+        let pgid = self.pgid();
+        let spawn = || -> Result<Child> {
+            match self.stack {
+                Stack::Tandem => {
+                    let data = dir.join("data").join(&name).display().to_string();
+                    let argv: Vec<String> = [
+                        "node",
+                        "--bind",
+                        "127.0.0.1",
+                        "--port",
+                        port,
+                        "--dir",
+                        &data,
+                        "--replicaof",
+                        mhost,
+                        mport,
+                    ]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
+                    spawn_tandem(&argv, &log, pgid)
+                }
+                Stack::Redis => redis_stack::spawn_node(&dir, i, Some((mhost, mport)), &log, pgid),
+            }
+        };
+        let deadline = Instant::now() + RELINK_TIMEOUT;
+        let mut child = spawn()?;
+        let linked = loop {
+            // The killed process may still hold the port for a moment: start again if the
+            // new one gave up.
+            if child.try_wait()?.is_some() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                child = spawn()?;
+            }
+            if let Ok(s) = info_field(&addr, "replication", "master_link_status").await {
+                if s == "up" {
+                    break true;
+                }
+            }
+            if Instant::now() > deadline {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        if let Some(own) = &mut self.own {
+            own.children.push(child);
+        }
+        if !linked {
+            bail!("replica {addr} not linked to {master} within {RELINK_TIMEOUT:?} after restart");
+        }
+        Ok(())
+    }
+
+    /// kill -9s the proxy under load and starts it again on the same port with the same
+    /// configuration; returns the moment of the kill once the new one answers PING.
+    pub async fn restart_proxy(&mut self) -> Result<Instant> {
+        let dir = self.own_dir()?;
+        let pgid = self.pgid();
+        let addr = self.proxy.clone();
+        let own = self.own.as_mut().context("no own deployment")?;
+        match &mut own.proxy {
+            ProxyProc::Fixed => bail!("this deployment's proxy is not restartable (start it with restartable_proxy)"),
+            ProxyProc::Tandem { argv, child } => {
+                let killed_at = Instant::now();
+                kill9(child.id() as i32)?;
+                let _ = child.wait();
+                tracing::info!(%addr, "killed the proxy");
+                let log = dir.join("proxy-under-test.log");
+                *child = start_tandem_proxy(argv, &addr, &log, pgid).await?;
+                Ok(killed_at)
+            }
+            ProxyProc::Twemproxy => {
+                let pid = redis_stack::twemproxy_pid(&dir)?;
+                let killed_at = Instant::now();
+                kill9(pid)?;
+                tracing::info!(pid, %addr, "killed twemproxy");
+                redis_stack::run_nutcracker_script(&dir, pgid, None).await?;
+                wait_ping(&addr, PROXY_START_TIMEOUT).await?;
+                Ok(killed_at)
+            }
+        }
+    }
+
+    /// Starts a `tandem proxy` of the scenario's own (the one under load, which
+    /// [`Deployment::restart_proxy`] restarts) and waits until a write through it is
+    /// acknowledged.
+    async fn own_tandem_proxy(&mut self, write_concern: &str) -> Result<()> {
+        let dir = self.own_dir()?;
+        let pgid = self.pgid();
+        let port = free_block(1)?;
+        let metrics_port = free_block(1)?;
+        let addr = format!("127.0.0.1:{port}");
+        let argv: Vec<String> = vec![
+            "proxy".into(),
+            "--listen".into(),
+            addr.clone(),
+            "--sentinels".into(),
+            self.sentinels.join(","),
+            "--master-name".into(),
+            MASTER_NAME.into(),
+            "--metrics".into(),
+            format!("127.0.0.1:{metrics_port}"),
+            "--write-concern".into(),
+            write_concern.into(),
+        ];
+        let log = dir.join("proxy-under-test.log");
+        let child = start_tandem_proxy(&argv, &addr, &log, pgid).await?;
+        if let Some(own) = &mut self.own {
+            own.proxy = ProxyProc::Tandem { argv, child };
+        }
+        self.proxy = addr.clone();
+        // The proxy has found the master when a write through it is acknowledged.
+        let deadline = Instant::now() + PROXY_START_TIMEOUT;
+        while !matches!(call(&addr, &["SET", "scenario:probe", "1"]).await, Ok(Reply::Ok)) {
+            if Instant::now() > deadline {
+                bail!("the proxy on {addr} acknowledged no write within {PROXY_START_TIMEOUT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        if let Some(own) = &mut self.own {
+            let pgid = nix::unistd::Pid::from_raw(own.pgid);
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+            if let ProxyProc::Tandem { child, .. } = &mut own.proxy {
+                let _ = child.wait();
+            }
+            for c in &mut own.children {
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+/// Starts `tandem up` (this same binary) on free ports in a temp dir, in its own process
+/// group (the group of the whole deployment).
+fn start_tandem(o: &DeployOptions) -> Result<Deployment> {
+    let exe = std::env::current_exe().context("cannot find the tandem executable")?;
+    let dir = tempfile::tempdir().context("cannot create a temp dir")?;
+    let node_port = free_block(3)?;
+    let sentinel_port = free_block(3)?;
+    let proxy_port = free_block(1)?;
+    let metrics_port = free_block(1)?;
+    let log = std::fs::File::create(dir.path().join("up.log"))?;
+    let child = Command::new(exe)
+        .arg("up")
+        .arg("--dir")
+        .arg(dir.path().join("data"))
+        .args(["--node-port", &node_port.to_string()])
+        .args(["--sentinel-port", &sentinel_port.to_string()])
+        .args(["--proxy-port", &proxy_port.to_string()])
+        .args(["--metrics-port", &metrics_port.to_string()])
+        .args(["--down-after-ms", &o.down_after_ms.to_string()])
+        .args(["--failover-timeout-ms", &o.failover_timeout_ms.to_string()])
+        .args(["--write-concern", &o.write_concern])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .context("cannot start tandem up")?;
+    Ok(Deployment {
+        stack: Stack::Tandem,
+        proxy: format!("127.0.0.1:{proxy_port}"),
+        sentinels: (0..3)
+            .map(|i| format!("127.0.0.1:{}", sentinel_port + i))
+            .collect(),
+        nodes: (0..3)
+            .map(|i| format!("127.0.0.1:{}", node_port + i))
+            .collect(),
+        own: Some(Own {
+            pgid: child.id() as i32,
+            dir,
+            children: vec![child],
+            proxy: ProxyProc::Fixed,
+        }),
+    })
+}
+
+/// Starts `tandem proxy` with `argv` and waits until it answers on `addr`; a start that
+/// fails (the killed one may still hold the port for a moment) is retried.
+async fn start_tandem_proxy(
+    argv: &[String],
+    addr: &str,
+    log: &Path,
+    pgid: Option<i32>,
+) -> Result<Child> {
+    let deadline = Instant::now() + PROXY_START_TIMEOUT;
+    let mut child = spawn_tandem(argv, log, pgid)?;
+    loop {
+        if child.try_wait()?.is_some() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            child = spawn_tandem(argv, log, pgid)?;
+        }
+        if wait_ping(addr, Duration::from_millis(100)).await.is_ok() {
+            return Ok(child);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("the proxy on {addr} did not answer PING within {PROXY_START_TIMEOUT:?}");
+        }
+    }
+}
+
+/// Waits until the sentinels know each other and both replicas, the master has both replicas
+/// online, and a write through the proxy is acknowledged.
+pub async fn wait_ready(d: &Deployment) -> Result<()> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let mut last;
+    loop {
+        let ready: Result<()> = async {
+            // An own deployment has 3 sentinels and 2 replicas; an external one needs at
+            // least another sentinel and a replica to fail over to.
+            let (sentinels, replicas) = if d.is_own() { (2, 2) } else { (1, 1) };
+            for s in &d.sentinels {
+                let m = call(s, &["SENTINEL", "MASTER", MASTER_NAME]).await?;
+                let num = |f: &str| field(&m, f).and_then(|v| v.parse::<u64>().ok());
+                let (others, slaves) = (num("num-other-sentinels"), num("num-slaves"));
+                if others < Some(sentinels) || slaves < Some(replicas) {
+                    bail!("sentinel {s}: {others:?} other sentinels, {slaves:?} replicas");
+                }
+            }
+            let master = master_addr(&d.sentinels).await?;
+            let n = info_field(&master, "replication", "connected_slaves").await?;
+            if n.parse::<u64>().ok() < Some(replicas) {
+                bail!("master {master} has {n} replicas");
+            }
+            match call(&d.proxy, &["SET", "failover:probe", "1"]).await? {
+                Reply::Ok => Ok(()),
+                r => bail!("proxy answered SET with {r:?}"),
+            }
+        }
+        .await;
+        match ready {
+            Ok(()) => return Ok(()),
+            Err(e) => last = format!("{e:#}"),
+        }
+        if Instant::now() > deadline {
+            bail!("deployment not ready within {READY_TIMEOUT:?}: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
