@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tandem_protocol::Reply;
 
 use super::{
-    call, field, free_block, info_field, kill9, master_addr, redis_stack, spawn_tandem,
+    call, field, free_block, info_field, kill9, master_addr, redis_stack, spawn_tandem, text,
     wait_ping, MASTER_NAME, READY_TIMEOUT,
 };
 
@@ -252,7 +252,9 @@ impl Deployment {
         let addr = self.proxy.clone();
         let own = self.own.as_mut().context("no own deployment")?;
         match &mut own.proxy {
-            ProxyProc::Fixed => bail!("this deployment's proxy is not restartable (start it with restartable_proxy)"),
+            ProxyProc::Fixed => bail!(
+                "this deployment's proxy is not restartable (start it with restartable_proxy)"
+            ),
             ProxyProc::Tandem { argv, child } => {
                 let killed_at = Instant::now();
                 kill9(child.id() as i32)?;
@@ -304,7 +306,10 @@ impl Deployment {
         self.proxy = addr.clone();
         // The proxy has found the master when a write through it is acknowledged.
         let deadline = Instant::now() + PROXY_START_TIMEOUT;
-        while !matches!(call(&addr, &["SET", "scenario:probe", "1"]).await, Ok(Reply::Ok)) {
+        while !matches!(
+            call(&addr, &["SET", "scenario:probe", "1"]).await,
+            Ok(Reply::Ok)
+        ) {
             if Instant::now() > deadline {
                 bail!("the proxy on {addr} acknowledged no write within {PROXY_START_TIMEOUT:?}");
             }
@@ -418,10 +423,13 @@ pub async fn wait_ready(d: &Deployment) -> Result<()> {
                     bail!("sentinel {s}: {others:?} other sentinels, {slaves:?} replicas");
                 }
             }
+            // Online, not just connected: redis-server's replicas wait for the diskless
+            // sync (repl-diskless-sync-delay, 5 s) before they hold the data.
             let master = master_addr(&d.sentinels).await?;
-            let n = info_field(&master, "replication", "connected_slaves").await?;
-            if n.parse::<u64>().ok() < Some(replicas) {
-                bail!("master {master} has {n} replicas");
+            let r = call(&master, &["INFO", "replication"]).await?;
+            let online = text(&r).map(|b| online_replicas(&b)).unwrap_or(0);
+            if online < replicas {
+                bail!("master {master} has {online} replicas online");
             }
             match call(&d.proxy, &["SET", "failover:probe", "1"]).await? {
                 Reply::Ok => Ok(()),
@@ -437,5 +445,26 @@ pub async fn wait_ready(d: &Deployment) -> Result<()> {
             bail!("deployment not ready within {READY_TIMEOUT:?}: {last}");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// How many replicas a master's `INFO replication` lists as `state=online`.
+fn online_replicas(info: &str) -> u64 {
+    info.lines()
+        .filter(|l| l.starts_with("slave") && l.contains("state=online"))
+        .count() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_online_replicas_count() {
+        let info = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
+            slave0:ip=127.0.0.1,port=7002,state=online,offset=900,lag=1\r\n\
+            slave1:ip=127.0.0.1,port=7003,state=wait_bgsave,offset=0,lag=7\r\n";
+        assert_eq!(online_replicas(info), 1);
+        assert_eq!(online_replicas("role:master\r\n"), 0);
     }
 }

@@ -366,7 +366,15 @@ mod tests {
         write_script(&root.join("reconfig.sh"), &reconfig_script(root)).unwrap();
         let reconfig = |role: &str| {
             Command::new(root.join("reconfig.sh"))
-                .args([MASTER_NAME, role, "start", "127.0.0.1", "1", "127.0.0.1", "7002"])
+                .args([
+                    MASTER_NAME,
+                    role,
+                    "start",
+                    "127.0.0.1",
+                    "1",
+                    "127.0.0.1",
+                    "7002",
+                ])
                 .env("PORT", port.to_string())
                 .status()
                 .unwrap()
@@ -383,7 +391,10 @@ mod tests {
         assert_eq!(starts(), 1);
         let yaml = std::fs::read_to_string(root.join("nutcracker.yml")).unwrap();
         assert!(yaml.contains("   - 127.0.0.1:7002:1\n"), "{yaml}");
-        assert!(yaml.contains(&format!("listen: 127.0.0.1:{port}\n")), "{yaml}");
+        assert!(
+            yaml.contains(&format!("listen: 127.0.0.1:{port}\n")),
+            "{yaml}"
+        );
         assert!(reconfig("leader").success());
         assert_eq!(starts(), 1, "a repeated call restarted twemproxy");
         let pid = twemproxy_pid(root).unwrap();

@@ -20,8 +20,8 @@ use tandem_protocol::client::Client;
 use tandem_protocol::Reply;
 
 use super::{
-    call, master_addr, render_table, reply_error_kind, request, summary_json, text,
-    DeployOptions, Deployment, Metric,
+    call, master_addr, render_table, reply_error_kind, request, summary_json, text, DeployOptions,
+    Deployment, Metric,
 };
 use crate::BenchArgs;
 
