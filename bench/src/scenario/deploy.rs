@@ -133,6 +133,31 @@ impl Deployment {
         }
     }
 
+    /// An own deployment whose processes a scenario started itself (all in process group
+    /// `pgid`, killed on drop; `children` are reaped then); its proxy is not restartable.
+    pub fn assembled(
+        stack: Stack,
+        proxy: String,
+        sentinels: Vec<String>,
+        nodes: Vec<String>,
+        dir: tempfile::TempDir,
+        pgid: i32,
+        children: Vec<Child>,
+    ) -> Deployment {
+        Deployment {
+            stack,
+            proxy,
+            sentinels,
+            nodes,
+            own: Some(Own {
+                dir,
+                pgid,
+                children,
+                proxy: ProxyProc::Fixed,
+            }),
+        }
+    }
+
     /// Starts an own deployment of `o.stack` on free loopback ports in a temp dir and waits
     /// until it is ready (see [`wait_ready`]).
     pub async fn start(o: &DeployOptions) -> Result<Deployment> {
