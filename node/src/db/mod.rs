@@ -67,7 +67,9 @@ impl Db {
         } else if !self.expires.is_empty() {
             self.expires.swap_remove(key.as_slice());
         }
-        self.map_mut().insert(key, entry)
+        let map = self.map_mut();
+        reserve_for_insert(map);
+        map.insert(key, entry)
     }
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let e = self.map_mut().swap_remove(key)?;
@@ -94,6 +96,17 @@ impl Db {
     pub fn clear(&mut self) {
         self.map = Arc::default();
         self.expires = HashSet::default();
+    }
+}
+
+/// Makes room for one more key, growing the entry storage by a quarter when it is full.
+/// indexmap alone would grow it to the index table's capacity, which can be twice the keys
+/// (1M keys in 256 shards sit just past a table doubling); a quarter keeps 1M small keys
+/// near Redis's memory at the cost of a few more (shard-sized) copies while a shard grows.
+#[inline]
+pub fn reserve_for_insert(map: &mut KeyMap) {
+    if map.len() == map.capacity() {
+        map.reserve_exact((map.len() / 4).max(8));
     }
 }
 

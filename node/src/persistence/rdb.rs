@@ -1344,7 +1344,7 @@ pub fn load<R: Read>(r: R, source_name: &str) -> Result<Loaded, RdbError> {
                     // A hint only (and maybe corrupt): reserve a bounded amount.
                     let per_part = (n.min(1 << 18) as usize) / SHARDS;
                     for p in out.dbs[i].parts.iter_mut() {
-                        p.map_mut().reserve(per_part);
+                        p.map_mut().reserve_exact(per_part);
                     }
                 }
                 continue;
