@@ -87,7 +87,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     pub runs: usize,
     /// Scenario: sentinel (HOST:PORT, repeatable) of an existing deployment whose proxy is
-    /// `--target`; without it the scenario starts its own deployment (`tandem up`) per run.
+    /// `--target`; without it the scenario starts its own deployment (of `--stack`) per run.
     #[arg(long = "sentinel", value_name = "HOST:PORT")]
     pub sentinels: Vec<String>,
     /// Scenario: time under load before the fault (before each kill for replica-churn and

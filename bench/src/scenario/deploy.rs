@@ -484,6 +484,37 @@ fn online_replicas(info: &str) -> u64 {
 mod tests {
     use super::*;
 
+    fn deploy_options(flags: &[&str]) -> Result<DeployOptions> {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: crate::BenchArgs,
+        }
+        let mut argv = vec!["bench"];
+        argv.extend_from_slice(flags);
+        DeployOptions::from_args(&Cli::try_parse_from(argv)?.args)
+    }
+
+    #[test]
+    fn stack_flag_and_what_twemproxy_cannot_do() {
+        assert_eq!(deploy_options(&[]).unwrap().stack, Stack::Tandem);
+        let o = deploy_options(&["--stack", "redis", "--down-after-ms", "700"]).unwrap();
+        assert_eq!((o.stack, o.down_after_ms), (Stack::Redis, 700));
+        assert_eq!(serde_json::json!(o.stack), "redis");
+        for (flags, needle) in [
+            (
+                &["--stack", "redis", "--write-concern", "replicated"][..],
+                "twemproxy has no write concern",
+            ),
+            (&["--stack", "redis", "--sentinel", "h:1"], "--stack"),
+            (&["--write-concern", "all"], "--write-concern"),
+        ] {
+            let e = deploy_options(flags).unwrap_err().to_string();
+            assert!(e.contains(needle), "{flags:?}: {e}");
+        }
+    }
+
     #[test]
     fn only_online_replicas_count() {
         let info = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
