@@ -295,7 +295,9 @@ impl Deployment {
                 kill9(pid)?;
                 tracing::info!(pid, %addr, "killed twemproxy");
                 redis_stack::run_nutcracker_script(&dir, pgid, None).await?;
-                wait_ping(&addr, PROXY_START_TIMEOUT).await?;
+                wait_ping(&addr, PROXY_START_TIMEOUT)
+                    .await
+                    .with_context(|| redis_stack::log_tail(&dir.join("nutcracker.log")))?;
                 Ok(killed_at)
             }
         }

@@ -75,8 +75,11 @@ pub async fn start(o: &DeployOptions) -> Result<Deployment> {
         let c = spawn_node(&root, i, None, &log, pgid)?;
         push(&mut d, c);
     }
-    for n in &d.nodes {
-        wait_ping(n, START_TIMEOUT).await?;
+    for (i, n) in d.nodes.iter().enumerate() {
+        let log = root.join(format!("node-{}.log", i + 1));
+        wait_ping(n, START_TIMEOUT)
+            .await
+            .with_context(|| log_tail(&log))?;
     }
 
     write_script(
@@ -96,11 +99,16 @@ pub async fn start(o: &DeployOptions) -> Result<Deployment> {
         )?;
         push(&mut d, c);
     }
-    for s in &d.sentinels {
-        wait_ping(s, START_TIMEOUT).await?;
+    for (i, s) in d.sentinels.iter().enumerate() {
+        let log = root.join(format!("sentinel-{}.log", i + 1));
+        wait_ping(s, START_TIMEOUT)
+            .await
+            .with_context(|| log_tail(&log))?;
     }
     run_nutcracker_script(&root, pgid, Some(&format!("127.0.0.1:{node_port}"))).await?;
-    wait_ping(&d.proxy, PROXY_START_TIMEOUT).await?;
+    wait_ping(&d.proxy, PROXY_START_TIMEOUT)
+        .await
+        .with_context(|| log_tail(&root.join("nutcracker.log")))?;
     Ok(d)
 }
 
@@ -161,11 +169,24 @@ pub async fn run_nutcracker_script(
         .context("cannot run nutcracker.sh")?;
     if !status.success() {
         bail!(
-            "nutcracker.sh failed ({status}); see {}",
-            dir.join("nutcracker-script.log").display()
+            "nutcracker.sh failed ({status}); {}; {}",
+            log_tail(&dir.join("nutcracker-script.log")),
+            log_tail(&dir.join("nutcracker.log"))
         );
     }
     Ok(())
+}
+
+/// The last lines of a log file, for an error message (the temp dir is gone after the run).
+pub fn log_tail(path: &Path) -> String {
+    const LINES: usize = 5;
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    format!(
+        "last lines of {}:\n{}",
+        path.display(),
+        lines[lines.len().saturating_sub(LINES)..].join("\n")
+    )
 }
 
 /// The pid of the running twemproxy (from `nutcracker.pid`).
