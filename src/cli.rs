@@ -44,6 +44,9 @@ pub struct NodeArgs {
     pub port: Option<u16>,
     #[arg(long)]
     pub bind: Option<String>,
+    /// Source address of outgoing connections (the replication link to the master).
+    #[arg(long = "bind-source-addr")]
+    pub bind_source_addr: Option<String>,
     #[arg(long)]
     pub requirepass: Option<String>,
     #[arg(long)]
@@ -83,6 +86,9 @@ impl NodeArgs {
         }
         if let Some(v) = &self.bind {
             c.bind = v.clone();
+        }
+        if let Some(v) = &self.bind_source_addr {
+            c.bind_source_addr = Some(v.clone());
         }
         if let Some(v) = &self.requirepass {
             c.requirepass = Some(v.clone());
@@ -156,6 +162,9 @@ pub struct SentinelArgs {
     pub announce_ip: Option<String>,
     #[arg(long = "announce-port")]
     pub announce_port: Option<u16>,
+    /// Source address of every outgoing connection (to masters, replicas and sentinels).
+    #[arg(long = "bind-source-addr")]
+    pub bind_source_addr: Option<String>,
     #[arg(long)]
     pub requirepass: Option<String>,
     /// Monitor a master: NAME HOST PORT QUORUM (repeatable).
@@ -198,6 +207,9 @@ impl SentinelArgs {
         }
         if let Some(v) = self.announce_port {
             c.announce_port = Some(v);
+        }
+        if let Some(v) = &self.bind_source_addr {
+            c.bind_source_addr = Some(v.clone());
         }
         if let Some(v) = &self.requirepass {
             c.requirepass = Some(v.clone());

@@ -97,6 +97,10 @@ pub struct BenchArgs {
     /// Scenario: time under load after writes succeed again.
     #[arg(long, value_parser = parse_duration, default_value = "2s")]
     pub settle: Duration,
+    /// Scenario (partition): how long the master stays cut off; default: until the sentinels
+    /// name a new master, plus a margin for the proxy to follow.
+    #[arg(long, value_parser = parse_duration)]
+    pub cut_for: Option<Duration>,
     /// Scenario (replica-churn, proxy-restart): how many kill -9 and restart cycles per run.
     #[arg(long, default_value_t = 3)]
     pub cycles: usize,

@@ -14,6 +14,8 @@ pub struct NodeConfig {
     /// Address to listen on.
     pub bind: String,
     pub port: u16,
+    /// Source address of outgoing connections (the replication link to the master).
+    pub bind_source_addr: Option<String>,
     /// Password clients must send with AUTH (the `default` user's password).
     pub requirepass: Option<String>,
     /// Password this node sends to its master when it is a replica.
@@ -78,6 +80,7 @@ impl Default for NodeConfig {
         NodeConfig {
             bind: "127.0.0.1".into(),
             port: 6379,
+            bind_source_addr: None,
             requirepass: None,
             masterauth: None,
             masteruser: None,
@@ -141,6 +144,10 @@ impl NodeConfig {
         }
         if self.hz == 0 || self.hz > 500 {
             return Err("hz: must be between 1 and 500".into());
+        }
+        if let Some(a) = self.bind_source_addr.as_deref().filter(|a| !a.is_empty()) {
+            a.parse::<std::net::IpAddr>()
+                .map_err(|_| format!("bind-source-addr: not an IP address: {a:?}"))?;
         }
         if self.proto_max_bulk_len.0 < 1024 * 1024 {
             return Err("proto-max-bulk-len: must be at least 1mb".into());

@@ -13,6 +13,8 @@ pub struct SentinelConfig {
     /// Address announced to peers in hello messages (defaults to the bind address).
     pub announce_ip: Option<String>,
     pub announce_port: Option<u16>,
+    /// Source address of every outgoing connection (to masters, replicas and sentinels).
+    pub bind_source_addr: Option<String>,
     /// Directory of the state file.
     pub dir: PathBuf,
     /// The sentinel's state file (epochs, current masters, known replicas and sentinels).
@@ -30,6 +32,7 @@ impl Default for SentinelConfig {
             port: 26379,
             announce_ip: None,
             announce_port: None,
+            bind_source_addr: None,
             dir: PathBuf::from("."),
             state_file: "sentinel-state.toml".into(),
             requirepass: None,

@@ -3,9 +3,10 @@
 //! Reads are bounded: a reply larger than [`MAX_REPLY_BYTES`] is a protocol error.
 
 use bytes::{Bytes, BytesMut};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 use crate::frame::{encode_command, Reply};
 use crate::types::Protocol;
@@ -29,6 +30,40 @@ pub enum ClientError {
     Timeout { peer: String },
 }
 
+/// Opens a TCP connection to `addr`, bound first to `source` (port 0) when given, so the peer
+/// sees that source address (Redis's `bind-source-addr`). Addresses of the other IP family
+/// than `source` are skipped; the last error is returned when none connects.
+pub async fn connect_tcp(
+    addr: impl tokio::net::ToSocketAddrs,
+    source: Option<IpAddr>,
+) -> std::io::Result<TcpStream> {
+    let Some(source) = source else {
+        return TcpStream::connect(addr).await;
+    };
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        if a.is_ipv4() != source.is_ipv4() {
+            continue;
+        }
+        let socket = if a.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.bind(SocketAddr::new(source, 0))?;
+        match socket.connect(a).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("no address of the same IP family as the source address {source}"),
+        )
+    }))
+}
+
 /// An async connection to a RESP server.
 pub struct Client {
     stream: TcpStream,
@@ -41,7 +76,17 @@ pub struct Client {
 impl Client {
     /// Connects to `addr` (`host:port`) within `timeout`.
     pub async fn connect(addr: &str, timeout: Duration) -> Result<Client, ClientError> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        Client::connect_from(addr, None, timeout).await
+    }
+
+    /// Connects to `addr` (`host:port`) within `timeout`, from `source` when given (Redis's
+    /// `bind-source-addr`).
+    pub async fn connect_from(
+        addr: &str,
+        source: Option<IpAddr>,
+        timeout: Duration,
+    ) -> Result<Client, ClientError> {
+        let stream = tokio::time::timeout(timeout, connect_tcp(addr, source))
             .await
             .map_err(|_| ClientError::Timeout { peer: addr.into() })?
             .map_err(|source| ClientError::Io {

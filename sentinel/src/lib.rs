@@ -69,6 +69,8 @@ pub struct Shared {
     pub requirepass: Option<String>,
     pub started: Instant,
     pub port: u16,
+    /// `bind-source-addr`: the source address of every outgoing link.
+    pub bind_source_addr: Option<std::net::IpAddr>,
     pub next_client_id: AtomicU64,
     pub connections: AtomicU64,
     pub commands: AtomicU64,
@@ -197,6 +199,12 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), SentinelError> {
+    let bind_source_addr = match cfg.bind_source_addr.as_deref().filter(|a| !a.is_empty()) {
+        None => None,
+        Some(a) => Some(a.parse().map_err(|_| {
+            SentinelError::Config(format!("bind-source-addr: not an IP address: {a:?}"))
+        })?),
+    };
     let state = initial_state(&cfg, Instant::now())?;
     tracing::info!(
         "Sentinel ID is {}, monitoring {} master(s)",
@@ -214,6 +222,7 @@ pub async fn run(
         requirepass: cfg.requirepass.clone(),
         started: Instant::now(),
         port,
+        bind_source_addr,
         next_client_id: AtomicU64::new(1),
         connections: AtomicU64::new(0),
         commands: AtomicU64::new(0),

@@ -441,7 +441,12 @@ fn credentials(shared: &Shared, t: &Target) -> (Option<String>, Option<String>) 
 }
 
 async fn connect(shared: &Shared, t: &Target, link_kind: &str) -> Result<Client, ClientError> {
-    let mut c = Client::connect(&t.addr.to_string(), CONNECT_TIMEOUT).await?;
+    let mut c = Client::connect_from(
+        &t.addr.to_string(),
+        shared.bind_source_addr,
+        CONNECT_TIMEOUT,
+    )
+    .await?;
     let (user, pass) = credentials(shared, t);
     if let Some(pass) = pass {
         match user {

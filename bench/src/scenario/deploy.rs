@@ -6,14 +6,16 @@
 //! restart the proxy) is a method here, implemented per stack, so scenarios never branch on
 //! the stack.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::ValueEnum;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tandem_protocol::Reply;
 
+use super::relay::Relay;
 use super::{
     call, field, free_block, info_field, kill9, master_addr, redis_stack, spawn_tandem, text,
     wait_ping, MASTER_NAME, READY_TIMEOUT,
@@ -23,6 +25,11 @@ use super::{
 pub const RELINK_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a restarted proxy may take to answer PING.
 pub const PROXY_START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long each process of a deployment behind relays may take to answer PING.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Source address of the sentinels' links and the nodes' replication links in a deployment
+/// behind relays (`bind-source-addr`); the proxy and the clients connect from 127.0.0.1.
+pub const SERVER_SIDE: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 
 /// Which software a scenario's own deployment runs (`--stack`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
@@ -64,6 +71,12 @@ pub struct DeployOptions {
     /// The scenario restarts the proxy under load: Tandem then runs a `tandem proxy` of its
     /// own beside `tandem up`'s (whose proxy `up` would not restart); twemproxy always can be.
     pub restartable_proxy: bool,
+    /// Every node sits behind a [`Relay`] and announces the relay's address
+    /// (`replica-announce-ip`/`-port`): replicas follow the master's relay, the sentinels
+    /// monitor it and the proxy reaches the master through it. The sentinels and the
+    /// replication links connect from [`SERVER_SIDE`] (`bind-source-addr`), the proxy and the
+    /// clients from 127.0.0.1, so a relay can cut a node off from the one and not the other.
+    pub relays: bool,
 }
 
 impl DeployOptions {
@@ -84,6 +97,7 @@ impl DeployOptions {
             failover_timeout_ms: a.failover_timeout_ms,
             write_concern: a.write_concern.clone(),
             restartable_proxy: false,
+            relays: false,
         })
     }
 }
@@ -116,8 +130,11 @@ pub struct Deployment {
     /// The one endpoint clients use.
     pub proxy: String,
     pub sentinels: Vec<String>,
-    /// The nodes of an own deployment, the first master first; empty for an external one.
+    /// The nodes of an own deployment (their own addresses, not their relays'), the first
+    /// master first; empty for an external one.
     pub nodes: Vec<String>,
+    /// With [`DeployOptions::relays`]: `relays[i]` forwards to `nodes[i]`.
+    pub relays: Vec<Relay>,
     pub(super) own: Option<Own>,
 }
 
@@ -129,6 +146,7 @@ impl Deployment {
             proxy: proxy.to_string(),
             sentinels: sentinels.to_vec(),
             nodes: Vec::new(),
+            relays: Vec::new(),
             own: None,
         }
     }
@@ -149,6 +167,7 @@ impl Deployment {
             proxy,
             sentinels,
             nodes,
+            relays: Vec::new(),
             own: Some(Own {
                 dir,
                 pgid,
@@ -158,12 +177,22 @@ impl Deployment {
         }
     }
 
+    /// The index of the node at `addr`: its own address or its relay's.
+    pub fn node_behind(&self, addr: &str) -> Result<usize> {
+        self.nodes
+            .iter()
+            .position(|n| n == addr)
+            .or_else(|| self.relays.iter().position(|r| r.addr.to_string() == addr))
+            .ok_or_else(|| anyhow!("{addr} is not a node of this deployment"))
+    }
+
     /// Starts an own deployment of `o.stack` on free loopback ports in a temp dir and waits
     /// until it is ready (see [`wait_ready`]).
     pub async fn start(o: &DeployOptions) -> Result<Deployment> {
-        let mut d = match o.stack {
-            Stack::Tandem => start_tandem(o)?,
-            Stack::Redis => redis_stack::start(o).await?,
+        let mut d = match (o.stack, o.relays) {
+            (Stack::Tandem, false) => start_tandem(o)?,
+            (Stack::Tandem, true) => start_tandem_behind_relays(o).await?,
+            (Stack::Redis, _) => redis_stack::start(o).await?,
         };
         wait_ready(&d).await?;
         if o.restartable_proxy && o.stack == Stack::Tandem {
@@ -397,6 +426,7 @@ fn start_tandem(o: &DeployOptions) -> Result<Deployment> {
         nodes: (0..3)
             .map(|i| format!("127.0.0.1:{}", node_port + i))
             .collect(),
+        relays: Vec::new(),
         own: Some(Own {
             pgid: child.id() as i32,
             dir,
@@ -404,6 +434,124 @@ fn start_tandem(o: &DeployOptions) -> Result<Deployment> {
             proxy: ProxyProc::Fixed,
         }),
     })
+}
+
+/// Starts the Tandem deployment behind relays ([`DeployOptions::relays`]): 3 `tandem node`
+/// (config files announcing their relays), 3 `tandem sentinel` and `tandem proxy` (this same
+/// binary), in one process group led by the first node, in a temp dir.
+async fn start_tandem_behind_relays(o: &DeployOptions) -> Result<Deployment> {
+    let dir = tempfile::tempdir().context("cannot create a temp dir")?;
+    let node_port = free_block(3)?;
+    let sentinel_port = free_block(3)?;
+    let proxy_port = free_block(1)?;
+    let mut relays = Vec::new();
+    for i in 0..3 {
+        relays.push(Relay::start(SocketAddr::from(([127, 0, 0, 1], node_port + i))).await?);
+    }
+    let master_relay = relays[0].addr.port();
+    let mut children: Vec<Child> = Vec::new();
+    let mut started: Vec<(String, String, PathBuf)> = Vec::new();
+    let mut spawn = |argv: &[String], log: &Path| -> Result<()> {
+        let pgid = children.first().map(|c| c.id() as i32);
+        children.push(spawn_tandem(argv, log, pgid)?);
+        Ok(())
+    };
+    for i in 0..3u16 {
+        let name = format!("node-{}", i + 1);
+        let ndir = dir.path().join(&name);
+        std::fs::create_dir_all(&ndir)?;
+        let conf = ndir.join("node.toml");
+        let port = node_port + i;
+        let relay = relays[i as usize].addr.port();
+        std::fs::write(
+            &conf,
+            tandem_node_config(port, &ndir, relay, (i > 0).then_some(master_relay)),
+        )?;
+        let argv = vec!["node".into(), "--config".into(), conf.display().to_string()];
+        let log = ndir.join("node.log");
+        spawn(&argv, &log)?;
+        started.push((name, format!("127.0.0.1:{port}"), log));
+    }
+    let sentinels: Vec<String> = (0..3)
+        .map(|i| format!("127.0.0.1:{}", sentinel_port + i))
+        .collect();
+    for (i, addr) in sentinels.iter().enumerate() {
+        let name = format!("sentinel-{}", i + 1);
+        let sdir = dir.path().join(&name);
+        std::fs::create_dir_all(&sdir)?;
+        let argv: Vec<String> = vec![
+            "sentinel".into(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--port".into(),
+            (sentinel_port + i as u16).to_string(),
+            "--dir".into(),
+            sdir.display().to_string(),
+            "--monitor".into(),
+            MASTER_NAME.into(),
+            "127.0.0.1".into(),
+            master_relay.to_string(),
+            "2".into(),
+            "--down-after-ms".into(),
+            o.down_after_ms.to_string(),
+            "--failover-timeout-ms".into(),
+            o.failover_timeout_ms.to_string(),
+            "--bind-source-addr".into(),
+            SERVER_SIDE.to_string(),
+        ];
+        let log = sdir.join("sentinel.log");
+        spawn(&argv, &log)?;
+        started.push((name, addr.clone(), log));
+    }
+    let proxy = format!("127.0.0.1:{proxy_port}");
+    let argv: Vec<String> = vec![
+        "proxy".into(),
+        "--listen".into(),
+        proxy.clone(),
+        "--sentinels".into(),
+        sentinels.join(","),
+        "--master-name".into(),
+        MASTER_NAME.into(),
+        "--metrics".into(),
+        String::new(),
+        "--write-concern".into(),
+        o.write_concern.clone(),
+    ];
+    let log = dir.path().join("proxy.log");
+    spawn(&argv, &log)?;
+    started.push(("proxy".into(), proxy.clone(), log));
+    let pgid = children.first().map(|c| c.id() as i32).unwrap_or(0);
+    let mut d = Deployment::assembled(
+        Stack::Tandem,
+        proxy,
+        sentinels,
+        (0..3)
+            .map(|i| format!("127.0.0.1:{}", node_port + i))
+            .collect(),
+        dir,
+        pgid,
+        children,
+    );
+    d.relays = relays;
+    for (name, addr, log) in &started {
+        wait_ping(addr, START_TIMEOUT)
+            .await
+            .with_context(|| format!("{name} did not start; {}", redis_stack::log_tail(log)))?;
+    }
+    Ok(d)
+}
+
+/// A `tandem node` configuration file behind a relay: it announces its relay, follows
+/// `master` (a relay's port) and makes its replication link from [`SERVER_SIDE`].
+pub fn tandem_node_config(port: u16, dir: &Path, relay: u16, master: Option<u16>) -> String {
+    let mut c = format!(
+        "bind = \"127.0.0.1\"\nport = {port}\ndir = {:?}\nbind-source-addr = \"{SERVER_SIDE}\"\nreplica-announce-ip = \"127.0.0.1\"\nreplica-announce-port = {relay}\n",
+        dir.display().to_string()
+    );
+    if let Some(m) = master {
+        c.push_str(&format!("replicaof = \"127.0.0.1 {m}\"\n"));
+    }
+    c
 }
 
 /// Starts `tandem proxy` with `argv` and waits until it answers on `addr`; a start that
@@ -515,6 +663,21 @@ mod tests {
             let e = deploy_options(flags).unwrap_err().to_string();
             assert!(e.contains(needle), "{flags:?}: {e}");
         }
+    }
+
+    #[test]
+    fn tandem_node_config_announces_the_relay_and_binds_the_server_side() {
+        let text = tandem_node_config(7001, std::path::Path::new("/d"), 9001, Some(9000));
+        let c: tandem_config::NodeConfig =
+            tandem_config::parse(&text, std::path::Path::new("node.toml")).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.port, 7001);
+        assert_eq!(c.bind_source_addr.as_deref(), Some("127.0.0.2"));
+        assert_eq!(c.replica_announce_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(c.replica_announce_port, Some(9001));
+        let r = c.replicaof.unwrap();
+        assert_eq!((r.host.as_str(), r.port), ("127.0.0.1", 9000));
+        assert_eq!(c.dir, std::path::PathBuf::from("/d"));
     }
 
     #[test]

@@ -11,19 +11,20 @@
 
 use anyhow::{bail, Context, Result};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-use tandem_protocol::client::Client;
-use tandem_protocol::Reply;
 
+use super::writer::{acked_keys, window_ms, Writers};
 use super::{
     count_missing, info_field, master_addr, summary, wait_ready, DeployOptions, Deployment,
-    CALL_TIMEOUT, CONNECT_TIMEOUT,
 };
 #[cfg(test)]
 use super::{field, median};
 use crate::BenchArgs;
+#[cfg(test)]
+use tandem_protocol::Reply;
+
+/// Prefix of the scenario's keys.
+const PREFIX: &str = "failover";
 
 /// Flags of one scenario invocation, checked.
 #[derive(Debug, Clone)]
@@ -118,104 +119,6 @@ pub fn main(args: &BenchArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// What one writer saw.
-#[derive(Default)]
-struct WriterLog {
-    /// (sequence number, ack time) of every acknowledged write.
-    acked: Vec<(u64, Instant)>,
-    failed: u64,
-    reads: u64,
-    stale: u64,
-}
-
-struct Shared {
-    stop: AtomicBool,
-    killed_at: OnceLock<Instant>,
-    acked_after_kill: AtomicU64,
-}
-
-fn key(run: usize, client: usize, seq: u64) -> String {
-    format!("failover:{run}:{client}:{seq}")
-}
-
-/// One writer: a write every `interval` (open loop: a late schedule is caught up, never
-/// stretched), each acknowledged write read back once through the proxy.
-async fn writer(
-    proxy: String,
-    run: usize,
-    id: usize,
-    interval: Duration,
-    shared: Arc<Shared>,
-) -> WriterLog {
-    let mut log = WriterLog::default();
-    let mut conn: Option<Client> = None;
-    let mut next = tokio::time::Instant::now() + interval.mul_f64(id as f64 / 8.0);
-    let mut seq = 0u64;
-    while !shared.stop.load(Ordering::Relaxed) {
-        tokio::time::sleep_until(next).await;
-        next += interval;
-        seq += 1;
-        let c = match conn.as_mut() {
-            Some(c) => c,
-            None => match Client::connect(&proxy, CONNECT_TIMEOUT).await {
-                Ok(c) => conn.insert(c),
-                Err(_) => {
-                    log.failed += 1;
-                    continue;
-                }
-            },
-        };
-        let k = key(run, id, seq);
-        let v = seq.to_string();
-        let sent = Instant::now();
-        c.queue(&["SET", k.as_str(), v.as_str()]);
-        let reply = match c.flush().await {
-            Ok(()) => c.read_reply_timeout(CALL_TIMEOUT).await,
-            Err(e) => Err(e),
-        };
-        match reply {
-            Ok(Reply::Ok) => {
-                let now = Instant::now();
-                log.acked.push((seq, now));
-                // Writes have resumed once a write sent after the kill is acknowledged.
-                if shared.killed_at.get().is_some_and(|t| sent > *t) {
-                    shared.acked_after_kill.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            Ok(_) => {
-                log.failed += 1;
-                continue;
-            }
-            Err(_) => {
-                log.failed += 1;
-                conn = None;
-                continue;
-            }
-        }
-        // Read back the write just acknowledged: nothing there is a stale read.
-        c.queue(&["GET", k.as_str()]);
-        let reply = match c.flush().await {
-            Ok(()) => c.read_reply_timeout(CALL_TIMEOUT).await,
-            Err(e) => Err(e),
-        };
-        match reply {
-            Ok(Reply::Bulk(b)) => {
-                log.reads += 1;
-                if b.as_ref() != v.as_bytes() {
-                    log.stale += 1;
-                }
-            }
-            Ok(Reply::Nil) => {
-                log.reads += 1;
-                log.stale += 1;
-            }
-            Ok(_) => {}
-            Err(_) => conn = None,
-        }
-    }
-    log
-}
-
 async fn run_once(o: &Options, run: usize) -> Result<RunResult> {
     let dep = match &o.proxy {
         Some(p) => {
@@ -231,18 +134,9 @@ async fn run_once(o: &Options, run: usize) -> Result<RunResult> {
         .parse()
         .context("process_id is not a number")?;
 
-    let shared = Arc::new(Shared {
-        stop: AtomicBool::new(false),
-        killed_at: OnceLock::new(),
-        acked_after_kill: AtomicU64::new(0),
-    });
-    let interval = Duration::from_secs_f64(o.clients as f64 / o.rate);
-    let writers: Vec<_> = (0..o.clients)
-        .map(|id| tokio::spawn(writer(dep.proxy.clone(), run, id, interval, shared.clone())))
-        .collect();
+    let writers = Writers::start(&dep.proxy, PREFIX, run, o.clients, o.rate);
     tokio::time::sleep(o.kill_after).await;
-    let killed_at = Instant::now();
-    let _ = shared.killed_at.set(killed_at);
+    let killed_at = writers.mark_fault();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGKILL,
@@ -253,15 +147,10 @@ async fn run_once(o: &Options, run: usize) -> Result<RunResult> {
     let resume_deadline = killed_at
         + Duration::from_millis(o.deploy.down_after_ms + o.deploy.failover_timeout_ms)
         + Duration::from_secs(10);
-    while shared.acked_after_kill.load(Ordering::Relaxed) == 0 && Instant::now() < resume_deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    writers.wait_resumed(resume_deadline).await;
     tokio::time::sleep(o.settle).await;
-    shared.stop.store(true, Ordering::Relaxed);
-    let mut logs = Vec::new();
-    for w in writers {
-        logs.push(w.await.context("a writer task failed")?);
-    }
+    let acked_after_kill = writers.acked_after_fault();
+    let logs = writers.stop().await?;
 
     // The failover has settled when the sentinels name another master.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -274,31 +163,14 @@ async fn run_once(o: &Options, run: usize) -> Result<RunResult> {
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     };
-    let keys: Vec<String> = logs
-        .iter()
-        .enumerate()
-        .flat_map(|(id, l)| l.acked.iter().map(move |(seq, _)| key(run, id, *seq)))
-        .collect();
+    let keys: Vec<String> = acked_keys(PREFIX, run, &logs).map(|(k, _)| k).collect();
     let lost = count_missing(&new_master, &keys).await?;
-
-    // The outage is the longest silence between two acknowledgements that ends after the
-    // kill: replies already on the wire when the master died do not end it early.
-    let mut acks: Vec<Instant> = logs
-        .iter()
-        .flat_map(|l| l.acked.iter().map(|a| a.1))
-        .collect();
-    acks.sort();
-    let window_ms = acks
-        .windows(2)
-        .filter(|w| w[1] > killed_at)
-        .map(|w| w[1].duration_since(w[0]).as_secs_f64() * 1000.0)
-        .max_by(|a, b| a.total_cmp(b))
-        .filter(|_| shared.acked_after_kill.load(Ordering::Relaxed) > 0);
+    let window_ms = window_ms(&logs, killed_at);
     Ok(RunResult {
         window_ms,
         acked: keys.len() as u64,
-        acked_after_kill: shared.acked_after_kill.load(Ordering::Relaxed),
-        failed: logs.iter().map(|l| l.failed).sum(),
+        acked_after_kill,
+        failed: logs.iter().map(|l| l.failed.len() as u64).sum(),
         lost,
         reads: logs.iter().map(|l| l.reads).sum(),
         stale_reads: logs.iter().map(|l| l.stale).sum(),

@@ -6,6 +6,10 @@
 //!   count failed and stale reads and the largest replication lag seen.
 //! - [`proxy_restart`]: kill -9 and restart the proxy under writes and reads; measure the
 //!   time until clients continue and count acknowledged writes lost and errors by kind.
+//! - [`partition`]: cut the master off from the sentinels and the replicas (nodes behind
+//!   [`relay`]s) under writes, heal after the failover; count the writes the old master
+//!   acknowledged during the cut that vanished, and check it rejoins as a replica.
+//! - [`writer`]: the writers the failover and partition scenarios share.
 //!
 //! Every scenario runs against a [`Deployment`] ([`deploy`]): its own, started per run, of
 //! either stack (`--stack tandem`: `tandem up`; `--stack redis`: redis-server, redis-sentinel
@@ -14,9 +18,12 @@
 
 pub mod deploy;
 pub mod failover;
+pub mod partition;
 pub mod proxy_restart;
 pub mod redis_stack;
+pub mod relay;
 pub mod replica_churn;
+pub mod writer;
 
 pub use deploy::{wait_ready, DeployOptions, Deployment, Stack};
 
@@ -38,6 +45,8 @@ pub enum Scenario {
     ReplicaChurn,
     /// kill -9 and restart the proxy under writes and reads.
     ProxyRestart,
+    /// Cut the master off from the sentinels and replicas (not from the proxy), then heal.
+    Partition,
 }
 
 /// Runs `scenario` with `args`; exit 0 when it ran (whatever it measured), 1 when it could
@@ -47,6 +56,7 @@ pub fn run(scenario: Scenario, args: &crate::BenchArgs) -> std::process::ExitCod
         Scenario::Failover => failover::main(args),
         Scenario::ReplicaChurn => replica_churn::main(args),
         Scenario::ProxyRestart => proxy_restart::main(args),
+        Scenario::Partition => partition::main(args),
     }
 }
 

@@ -15,7 +15,10 @@ use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use super::deploy::{DeployOptions, Deployment, Own, ProxyProc, Stack, PROXY_START_TIMEOUT};
+use super::deploy::{
+    DeployOptions, Deployment, Own, ProxyProc, Stack, PROXY_START_TIMEOUT, SERVER_SIDE,
+};
+use super::relay::Relay;
 use super::{free_block, wait_ping, MASTER_NAME};
 
 /// The Sentinels' quorum, as `tandem up` gives its sentinels.
@@ -27,7 +30,8 @@ const PARALLEL_SYNCS: u32 = 1;
 const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Starts the Redis deployment on free loopback ports in a temp dir (not yet checked ready:
-/// see [`super::deploy::wait_ready`]).
+/// see [`super::deploy::wait_ready`]); with `o.relays` every node behind a [`Relay`], as
+/// [`DeployOptions::relays`] says.
 pub async fn start(o: &DeployOptions) -> Result<Deployment> {
     let nutcracker = nutcracker_path()?;
     let dir = tempfile::tempdir().context("cannot create a temp dir")?;
@@ -36,13 +40,28 @@ pub async fn start(o: &DeployOptions) -> Result<Deployment> {
     let proxy_port = free_block(1)?;
     let stats_port = free_block(1)?;
     let root = dir.path().to_path_buf();
+    let mut relays = Vec::new();
+    if o.relays {
+        for i in 0..3 {
+            relays.push(Relay::start(([127, 0, 0, 1], node_port + i).into()).await?);
+        }
+    }
+    // The port everyone else reaches node i on: its relay's, or its own.
+    let reach = |i: u16| {
+        relays
+            .get(i as usize)
+            .map(|r| r.addr.port())
+            .unwrap_or(node_port + i)
+    };
+    let master_port = reach(0);
     for i in 0..3u16 {
         let node_dir = root.join(format!("node-{}", i + 1));
         std::fs::create_dir_all(&node_dir)?;
-        let master = (i > 0).then_some(node_port);
+        let master = (i > 0).then_some(master_port);
+        let relay = o.relays.then(|| reach(i));
         std::fs::write(
             node_dir.join("redis.conf"),
-            node_conf(node_port + i, &node_dir, master),
+            node_conf(node_port + i, &node_dir, master, relay),
         )?;
     }
     // The first redis-server leads the process group everything else joins; the group
@@ -57,6 +76,7 @@ pub async fn start(o: &DeployOptions) -> Result<Deployment> {
         nodes: (0..3)
             .map(|i| format!("127.0.0.1:{}", node_port + i))
             .collect(),
+        relays,
         own: Some(Own {
             pgid: first.id() as i32,
             dir,
@@ -91,7 +111,10 @@ pub async fn start(o: &DeployOptions) -> Result<Deployment> {
         let sdir = root.join(format!("sentinel-{}", i + 1));
         std::fs::create_dir_all(&sdir)?;
         let conf = sdir.join("sentinel.conf");
-        std::fs::write(&conf, sentinel_conf(sentinel_port + i, &sdir, node_port, o))?;
+        std::fs::write(
+            &conf,
+            sentinel_conf(sentinel_port + i, &sdir, master_port, o),
+        )?;
         let c = spawn_redis(
             &[conf.display().to_string(), "--sentinel".into()],
             &root.join(format!("sentinel-{}.log", i + 1)),
@@ -105,7 +128,7 @@ pub async fn start(o: &DeployOptions) -> Result<Deployment> {
             .await
             .with_context(|| log_tail(&log))?;
     }
-    run_nutcracker_script(&root, pgid, Some(&format!("127.0.0.1:{node_port}"))).await?;
+    run_nutcracker_script(&root, pgid, Some(&format!("127.0.0.1:{master_port}"))).await?;
     wait_ping(&d.proxy, PROXY_START_TIMEOUT)
         .await
         .with_context(|| log_tail(&root.join("nutcracker.log")))?;
@@ -214,12 +237,18 @@ fn write_script(path: &Path, text: &str) -> Result<()> {
         .with_context(|| format!("cannot make {} executable", path.display()))
 }
 
-/// redis.conf of a node: as `tandem node` runs by default (no save points, no AOF).
-fn node_conf(port: u16, dir: &Path, master_port: Option<u16>) -> String {
+/// redis.conf of a node: as `tandem node` runs by default (no save points, no AOF); behind
+/// the relay on port `relay` it announces the relay and links from [`SERVER_SIDE`].
+fn node_conf(port: u16, dir: &Path, master_port: Option<u16>, relay: Option<u16>) -> String {
     let mut c = format!(
         "port {port}\nbind 127.0.0.1\ndir {}\nsave \"\"\nappendonly no\n",
         dir.display()
     );
+    if let Some(r) = relay {
+        c.push_str(&format!(
+            "bind-source-addr {SERVER_SIDE}\nreplica-announce-ip 127.0.0.1\nreplica-announce-port {r}\n"
+        ));
+    }
     if let Some(m) = master_port {
         c.push_str(&format!("replicaof 127.0.0.1 {m}\n"));
     }
@@ -230,8 +259,15 @@ fn node_conf(port: u16, dir: &Path, master_port: Option<u16>) -> String {
 /// after failovers.
 fn sentinel_conf(port: u16, dir: &Path, master_port: u16, o: &DeployOptions) -> String {
     let script = dir.parent().unwrap_or(dir).join("reconfig.sh");
+    // Links from SERVER_SIDE; the hello messages would announce that address (taken from the
+    // link), where no Sentinel listens.
+    let source = if o.relays {
+        format!("bind-source-addr {SERVER_SIDE}\nsentinel announce-ip 127.0.0.1\n")
+    } else {
+        String::new()
+    };
     format!(
-        "port {port}\nbind 127.0.0.1\ndir {}\n\
+        "port {port}\nbind 127.0.0.1\ndir {}\n{source}\
          sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} {QUORUM}\n\
          sentinel down-after-milliseconds {MASTER_NAME} {}\n\
          sentinel failover-timeout {MASTER_NAME} {}\n\
@@ -334,16 +370,27 @@ mod tests {
     #[test]
     fn configs_name_the_master_and_tandem_up_settings() {
         let d = Path::new("/tmp/x/node-2");
-        let c = node_conf(7002, d, Some(7001));
+        let c = node_conf(7002, d, Some(7001), None);
         assert!(c.contains("port 7002\n"), "{c}");
         assert!(c.contains("replicaof 127.0.0.1 7001\n"), "{c}");
-        assert!(!node_conf(7001, d, None).contains("replicaof"));
+        assert!(!c.contains("announce"), "{c}");
+        assert!(!node_conf(7001, d, None, None).contains("replicaof"));
+        let c = node_conf(7002, d, Some(9001), Some(9002));
+        for line in [
+            "bind-source-addr 127.0.0.2",
+            "replica-announce-ip 127.0.0.1",
+            "replica-announce-port 9002",
+            "replicaof 127.0.0.1 9001",
+        ] {
+            assert!(c.lines().any(|l| l == line), "{line} missing in {c}");
+        }
         let o = DeployOptions {
             stack: Stack::Redis,
             down_after_ms: 500,
             failover_timeout_ms: 3000,
             write_concern: "master".into(),
             restartable_proxy: false,
+            relays: false,
         };
         let s = sentinel_conf(27001, Path::new("/tmp/x/sentinel-1"), 7001, &o);
         for line in [
@@ -355,6 +402,18 @@ mod tests {
         ] {
             assert!(s.lines().any(|l| l == line), "{line} missing in {s}");
         }
+        assert!(!s.contains("bind-source-addr"), "{s}");
+        let o = DeployOptions { relays: true, ..o };
+        let s = sentinel_conf(27001, Path::new("/tmp/x/sentinel-1"), 9001, &o);
+        assert!(s.lines().any(|l| l == "bind-source-addr 127.0.0.2"), "{s}");
+        assert!(
+            s.lines().any(|l| l == "sentinel announce-ip 127.0.0.1"),
+            "{s}"
+        );
+        assert!(
+            s.contains("sentinel monitor tandem 127.0.0.1 9001 2\n"),
+            "{s}"
+        );
     }
 
     /// reconfig.sh acts on the leader's call only, and nutcracker.sh is idempotent: with a

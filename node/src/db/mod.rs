@@ -247,7 +247,21 @@ impl Keyspace {
 
     /// Locks the shards of `keys` (deduplicated, in index order).
     pub fn lock_keys<'a, I: IntoIterator<Item = &'a [u8]>>(&self, keys: I) -> LockedShards<'_> {
-        let mut idx: SmallVec<[usize; 4]> = keys.into_iter().map(|k| self.shard_index(k)).collect();
+        let mut keys = keys.into_iter();
+        let mut locked = LockedShards::new();
+        let Some(first) = keys.next() else {
+            return locked;
+        };
+        let first = self.shard_index(first);
+        let Some(second) = keys.next() else {
+            // The usual case: a one-key command.
+            locked.push((first, self.lock(first)));
+            return locked;
+        };
+        let mut idx: SmallVec<[usize; 4]> = SmallVec::new();
+        idx.push(first);
+        idx.push(self.shard_index(second));
+        idx.extend(keys.map(|k| self.shard_index(k)));
         idx.sort_unstable();
         idx.dedup();
         idx.into_iter().map(|i| (i, self.lock(i))).collect()

@@ -325,7 +325,16 @@ async fn session(
     let cfg = srv.config.load_full();
     let timeout = Duration::from_secs(cfg.repl_timeout.max(1));
     link.set_state(LinkState::Connecting);
-    let stream = match tokio::time::timeout(timeout, TcpStream::connect((host, port))).await {
+    // bind-source-addr: the address the master sees this link come from.
+    let source = match cfg.bind_source_addr.as_deref().filter(|a| !a.is_empty()) {
+        None => None,
+        Some(a) => match a.parse() {
+            Ok(ip) => Some(ip),
+            Err(_) => return Err(format!("bind-source-addr is not an IP address: {a:?}")),
+        },
+    };
+    let connect = tandem_protocol::client::connect_tcp((host, port), source);
+    let stream = match tokio::time::timeout(timeout, connect).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(format!("cannot connect: {e}")),
         Err(_) => return Err("timeout connecting".into()),

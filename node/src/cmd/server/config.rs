@@ -100,6 +100,15 @@ static PARAMS: &[Param] = &[
         set: None,
     },
     Param {
+        name: "bind-source-addr",
+        aliases: &[],
+        get: |c| c.bind_source_addr.clone().unwrap_or_default(),
+        set: Some(|c, v| {
+            c.bind_source_addr = opt_str(v);
+            Ok(())
+        }),
+    },
+    Param {
         name: "databases",
         aliases: &[],
         get: |c| c.databases.to_string(),
