@@ -87,7 +87,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     pub runs: usize,
     /// Scenario: sentinel (HOST:PORT, repeatable) of an existing deployment whose proxy is
-    /// `--target`; without it the scenario starts its own deployment (`tandem up`) per run.
+    /// `--target`; without it the scenario starts its own deployment (of `--stack`) per run.
     #[arg(long = "sentinel", value_name = "HOST:PORT")]
     pub sentinels: Vec<String>,
     /// Scenario: time under load before the fault (before each kill for replica-churn and
@@ -113,6 +113,11 @@ pub struct BenchArgs {
     /// Scenario (own deployment): the proxy's write concern (`master` or `replicated`).
     #[arg(long, default_value = "master")]
     pub write_concern: String,
+    /// Scenario: what each run starts: `tandem` (`tandem up`) or `redis` (3 redis-server,
+    /// 3 redis-sentinel and twemproxy, kept on the master by a Sentinel client-reconfig-script),
+    /// with the same sentinel settings.
+    #[arg(long, value_enum, default_value_t = crate::scenario::Stack::Tandem)]
+    pub stack: crate::scenario::Stack,
 }
 
 /// A flag with a value that cannot work.

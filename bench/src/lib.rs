@@ -11,7 +11,9 @@
 //! - [`report`]: tables, the side-by-side comparison, JSON.
 //! - [`progress`]: the once-a-second line on a terminal.
 //! - [`run`]: the command itself: targets one after another, then the output.
-//! - [`scenario`]: fault scenarios (`--scenario failover|replica-churn|proxy-restart|partition`) against a deployment it starts.
+//! - [`scenario`]: fault scenarios (`--scenario failover|replica-churn|proxy-restart|partition`)
+//!   against a deployment it starts: Tandem (`tandem up`) or, with `--stack redis`,
+//!   redis-server + redis-sentinel + twemproxy.
 
 pub mod args;
 pub mod conn;

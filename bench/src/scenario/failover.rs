@@ -5,8 +5,9 @@
 //! Reports per run: the unavailability window (the longest silence between acknowledgements
 //! that ends after the kill: last ack before the outage to the first after), writes acknowledged and failed, acknowledged writes missing on the new master, and
 //! stale reads (a client's read-back of its own last acknowledged write that found nothing).
-//! Without `--sentinel` every run starts its own deployment (`tandem up`, this same binary,
-//! in its own process group on free ports in a temp dir) and kills the whole group after.
+//! Without `--sentinel` every run starts its own deployment of `--stack` (`tandem up`, or
+//! redis-server + redis-sentinel + twemproxy) in its own process group on free ports in a temp
+//! dir, and kills the whole group after.
 
 use anyhow::{bail, Context, Result};
 use std::process::ExitCode;
@@ -14,8 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::writer::{acked_keys, window_ms, Writers};
 use super::{
-    count_missing, info_field, master_addr, start_deployment, summary, wait_ready, DeployOptions,
-    Deployment,
+    count_missing, info_field, master_addr, summary, wait_ready, DeployOptions, Deployment,
 };
 #[cfg(test)]
 use super::{field, median};
@@ -36,9 +36,7 @@ pub struct Options {
     pub runs: usize,
     pub kill_after: Duration,
     pub settle: Duration,
-    pub down_after_ms: u64,
-    pub failover_timeout_ms: u64,
-    pub write_concern: String,
+    pub deploy: DeployOptions,
 }
 
 impl Options {
@@ -53,9 +51,7 @@ impl Options {
         if a.clients == 0 {
             bail!("--clients: must be at least 1");
         }
-        if !matches!(a.write_concern.as_str(), "master" | "replicated") {
-            bail!("--write-concern: must be master or replicated");
-        }
+        let deploy = DeployOptions::from_args(a)?;
         let external = !a.sentinels.is_empty();
         Ok(Options {
             proxy: external.then(|| a.targets[0].clone()),
@@ -66,9 +62,7 @@ impl Options {
             runs: a.runs,
             kill_after: a.kill_after,
             settle: a.settle,
-            down_after_ms: a.down_after_ms,
-            failover_timeout_ms: a.failover_timeout_ms,
-            write_concern: a.write_concern.clone(),
+            deploy,
         })
     }
 }
@@ -127,14 +121,13 @@ pub fn main(args: &BenchArgs) -> ExitCode {
 
 async fn run_once(o: &Options, run: usize) -> Result<RunResult> {
     let dep = match &o.proxy {
-        Some(p) => Deployment::external(p, &o.sentinels),
-        None => start_deployment(&DeployOptions {
-            down_after_ms: o.down_after_ms,
-            failover_timeout_ms: o.failover_timeout_ms,
-            write_concern: o.write_concern.clone(),
-        })?,
+        Some(p) => {
+            let d = Deployment::external(p, &o.sentinels);
+            wait_ready(&d).await?;
+            d
+        }
+        None => Deployment::start(&o.deploy).await?,
     };
-    wait_ready(&dep).await?;
     let old_master = master_addr(&dep.sentinels).await?;
     let pid: i32 = info_field(&old_master, "server", "process_id")
         .await?
@@ -152,7 +145,7 @@ async fn run_once(o: &Options, run: usize) -> Result<RunResult> {
     tracing::info!(pid, %old_master, "killed the master");
     // Writes must resume within the failover timeout (plus detection and slack).
     let resume_deadline = killed_at
-        + Duration::from_millis(o.down_after_ms + o.failover_timeout_ms)
+        + Duration::from_millis(o.deploy.down_after_ms + o.deploy.failover_timeout_ms)
         + Duration::from_secs(10);
     writers.wait_resumed(resume_deadline).await;
     tokio::time::sleep(o.settle).await;
@@ -211,13 +204,15 @@ fn metrics(results: &[RunResult]) -> Vec<(&'static str, Vec<f64>, bool)> {
 /// The result table: median and worst over the runs.
 pub fn table(o: &Options, results: &[RunResult]) -> String {
     let mut t = format!(
-        "\nscenario failover: {} run(s), {} writes/s from {} clients, write concern {}, kill -9 after {:?}, down-after {} ms\n\n",
+        "\nscenario failover, stack {} ({}): {} run(s), {} writes/s from {} clients, write concern {}, kill -9 after {:?}, down-after {} ms\n\n",
+        o.deploy.stack.name(),
+        o.deploy.stack.describe(),
         results.len(),
         o.rate,
         o.clients,
-        o.write_concern,
+        o.deploy.write_concern,
         o.kill_after,
-        o.down_after_ms
+        o.deploy.down_after_ms
     );
     t.push_str(&format!("  {:<28} {:>12} {:>12}\n", "", "median", "worst"));
     for (name, v, larger_worse) in metrics(results) {
@@ -261,11 +256,13 @@ pub fn json(o: &Options, results: &[RunResult]) -> String {
     }
     serde_json::json!({
         "scenario": "failover",
+        "stack": o.deploy.stack,
         "rate": o.rate,
         "clients": o.clients,
-        "write_concern": o.write_concern,
+        "write_concern": o.deploy.write_concern,
         "kill_after_ms": o.kill_after.as_millis() as u64,
-        "down_after_ms": o.down_after_ms,
+        "down_after_ms": o.deploy.down_after_ms,
+        "failover_timeout_ms": o.deploy.failover_timeout_ms,
         "runs": results,
         "median": median,
         "worst": worst,

@@ -11,15 +11,21 @@
 //!   acknowledged during the cut that vanished, and check it rejoins as a replica.
 //! - [`writer`]: the writers the failover and partition scenarios share.
 //!
-//! The shared part lives here: starting a deployment (`tandem up` in its own process group,
-//! killed with the group on drop), readiness checks, one-shot calls and the result table.
+//! Every scenario runs against a [`Deployment`] ([`deploy`]): its own, started per run, of
+//! either stack (`--stack tandem`: `tandem up`; `--stack redis`: redis-server, redis-sentinel
+//! and twemproxy, see [`redis_stack`]), or an external one (`--sentinel`). The rest of the
+//! shared part lives here: one-shot calls, readiness polling and the result table.
 
+pub mod deploy;
 pub mod failover;
 pub mod partition;
 pub mod proxy_restart;
+pub mod redis_stack;
 pub mod relay;
 pub mod replica_churn;
 pub mod writer;
+
+pub use deploy::{wait_ready, DeployOptions, Deployment, Stack};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::ValueEnum;
@@ -52,14 +58,6 @@ pub fn run(scenario: Scenario, args: &crate::BenchArgs) -> std::process::ExitCod
         Scenario::ProxyRestart => proxy_restart::main(args),
         Scenario::Partition => partition::main(args),
     }
-}
-
-/// How an own deployment is configured.
-#[derive(Debug, Clone)]
-pub struct DeployOptions {
-    pub down_after_ms: u64,
-    pub failover_timeout_ms: u64,
-    pub write_concern: String,
 }
 
 /// Runs a scenario `runs` times on one runtime, printing `line` of each result on stderr
@@ -188,51 +186,6 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
 /// How long a fresh deployment may take to be ready (replicas linked, sentinels met).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A deployment under test; an own one (started here) is killed with its process group on drop.
-pub struct Deployment {
-    pub proxy: String,
-    pub sentinels: Vec<String>,
-    /// `tandem up` (own deployment only); processes the scenario starts join its group.
-    pub child: Option<std::process::Child>,
-    pub dir: Option<tempfile::TempDir>,
-    /// First node port of an own deployment (nodes use it and the next two).
-    pub node_port: u16,
-}
-
-impl Deployment {
-    /// An existing deployment: the proxy and its sentinels.
-    pub fn external(proxy: &str, sentinels: &[String]) -> Deployment {
-        Deployment {
-            proxy: proxy.to_string(),
-            sentinels: sentinels.to_vec(),
-            child: None,
-            dir: None,
-            node_port: 0,
-        }
-    }
-
-    /// The process group of an own deployment (processes started by the scenario join it,
-    /// so dropping the deployment kills them too).
-    pub fn pgid(&self) -> Option<i32> {
-        self.child.as_ref().map(|c| c.id() as i32)
-    }
-
-    /// The data directory of the `tandem up` member `name` (own deployment only).
-    pub fn member_dir(&self, name: &str) -> Option<std::path::PathBuf> {
-        self.dir.as_ref().map(|d| d.path().join("data").join(name))
-    }
-}
-
-impl Drop for Deployment {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
-            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-            let _ = child.wait();
-        }
-    }
-}
-
 /// A free loopback port `p` such that `p..p+n` are all free (checked by binding them).
 pub fn free_block(n: u16) -> Result<u16> {
     for _ in 0..100 {
@@ -248,43 +201,6 @@ pub fn free_block(n: u16) -> Result<u16> {
         }
     }
     bail!("no block of {n} free loopback ports")
-}
-
-/// Starts `tandem up` (this same binary) on free ports in a temp dir, in its own process group.
-pub fn start_deployment(o: &DeployOptions) -> Result<Deployment> {
-    let exe = std::env::current_exe().context("cannot find the tandem executable")?;
-    let dir = tempfile::tempdir().context("cannot create a temp dir")?;
-    let node_port = free_block(3)?;
-    let sentinel_port = free_block(3)?;
-    let proxy_port = free_block(1)?;
-    let metrics_port = free_block(1)?;
-    let log = std::fs::File::create(dir.path().join("up.log"))?;
-    let child = std::process::Command::new(exe)
-        .arg("up")
-        .arg("--dir")
-        .arg(dir.path().join("data"))
-        .args(["--node-port", &node_port.to_string()])
-        .args(["--sentinel-port", &sentinel_port.to_string()])
-        .args(["--proxy-port", &proxy_port.to_string()])
-        .args(["--metrics-port", &metrics_port.to_string()])
-        .args(["--down-after-ms", &o.down_after_ms.to_string()])
-        .args(["--failover-timeout-ms", &o.failover_timeout_ms.to_string()])
-        .args(["--write-concern", &o.write_concern])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .context("cannot start tandem up")?;
-    Ok(Deployment {
-        proxy: format!("127.0.0.1:{proxy_port}"),
-        sentinels: (0..3)
-            .map(|i| format!("127.0.0.1:{}", sentinel_port + i))
-            .collect(),
-        child: Some(child),
-        dir: Some(dir),
-        node_port,
-    })
 }
 
 pub async fn call(addr: &str, args: &[&str]) -> Result<Reply> {
@@ -340,46 +256,6 @@ pub async fn info_field(addr: &str, section: &str, name: &str) -> Result<String>
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
         .map(|v| v.trim().to_string())
         .ok_or_else(|| anyhow!("INFO {section} on {addr} has no {name}"))
-}
-
-/// Waits until the sentinels know each other and both replicas, the master has both replicas
-/// online, and a write through the proxy is acknowledged.
-pub async fn wait_ready(d: &Deployment) -> Result<()> {
-    let deadline = Instant::now() + READY_TIMEOUT;
-    let mut last;
-    loop {
-        let ready: Result<()> = async {
-            // An own deployment has 3 sentinels and 2 replicas; an external one needs at
-            // least another sentinel and a replica to fail over to.
-            let (sentinels, replicas) = if d.child.is_some() { (2, 2) } else { (1, 1) };
-            for s in &d.sentinels {
-                let m = call(s, &["SENTINEL", "MASTER", MASTER_NAME]).await?;
-                let num = |f: &str| field(&m, f).and_then(|v| v.parse::<u64>().ok());
-                let (others, slaves) = (num("num-other-sentinels"), num("num-slaves"));
-                if others < Some(sentinels) || slaves < Some(replicas) {
-                    bail!("sentinel {s}: {others:?} other sentinels, {slaves:?} replicas");
-                }
-            }
-            let master = master_addr(&d.sentinels).await?;
-            let n = info_field(&master, "replication", "connected_slaves").await?;
-            if n.parse::<u64>().ok() < Some(replicas) {
-                bail!("master {master} has {n} replicas");
-            }
-            match call(&d.proxy, &["SET", "failover:probe", "1"]).await? {
-                Reply::Ok => Ok(()),
-                r => bail!("proxy answered SET with {r:?}"),
-            }
-        }
-        .await;
-        match ready {
-            Ok(()) => return Ok(()),
-            Err(e) => last = format!("{e:#}"),
-        }
-        if Instant::now() > deadline {
-            bail!("deployment not ready within {READY_TIMEOUT:?}: {last}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// Median (upper middle for an even count) of `v`.

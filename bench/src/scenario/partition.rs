@@ -20,33 +20,26 @@
 //! master. The deployment (3 nodes, 3 sentinels, the proxy, this same binary) runs in one
 //! process group in a temp dir and is killed with the group after the run.
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Result};
 use std::collections::HashSet;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::{Child, ExitCode};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use tandem_protocol::Reply;
 
+pub use super::deploy::SERVER_SIDE;
 use super::failover::Options as BaseOptions;
-use super::relay::Relay;
 use super::writer::{acked_keys, window_ms, Ack, Failure, WriterLog, Writers};
 use super::{
-    call, count_missing, free_block, master_addr, render_table, spawn_tandem, summary_json, text,
-    wait_ping, wait_ready, Deployment, Metric, MASTER_NAME,
+    call, count_missing, master_addr, render_table, summary_json, text, Deployment, Metric,
 };
 use crate::BenchArgs;
 
 /// Prefix of the scenario's keys.
 const PREFIX: &str = "partition";
-/// Source address of the sentinels' links and the nodes' replication links (the side of the
-/// cut the master loses); the proxy and the writers connect from 127.0.0.1.
-pub const SERVER_SIDE: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 /// How long the cut lasts after the sentinels name a new master (for the proxy to follow).
 const CUT_MARGIN: Duration = Duration::from_secs(1);
 /// Longest wait for the old master to report itself a linked replica after the heal.
 const REJOIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long each process of the deployment may take to answer PING.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Flags of one scenario invocation, checked.
 #[derive(Debug, Clone)]
@@ -65,8 +58,10 @@ impl Options {
         if a.cut_for.is_some_and(|d| d.is_zero()) {
             bail!("--cut-for: must be longer than 0");
         }
+        let mut base = BaseOptions::from_args(a)?;
+        base.deploy.relays = true;
         Ok(Options {
-            base: BaseOptions::from_args(a)?,
+            base,
             cut_for: a.cut_for,
         })
     }
@@ -144,12 +139,13 @@ pub fn main(args: &BenchArgs) -> ExitCode {
             "{}",
             serde_json::json!({
                 "scenario": "partition",
+                "stack": b.deploy.stack,
                 "rate": b.rate,
                 "clients": b.clients,
-                "write_concern": b.write_concern,
+                "write_concern": b.deploy.write_concern,
                 "kill_after_ms": b.kill_after.as_millis() as u64,
                 "cut_for_ms": opts.cut_for.map(|d| d.as_millis() as u64),
-                "down_after_ms": b.down_after_ms,
+                "down_after_ms": b.deploy.down_after_ms,
                 "runs": results,
                 "median": median,
                 "worst": worst,
@@ -157,16 +153,18 @@ pub fn main(args: &BenchArgs) -> ExitCode {
         );
     } else {
         let title = format!(
-            "scenario partition: {} run(s), {} writes/s from {} clients, write concern {}, master cut off from sentinels and replicas after {:?} for {}, down-after {} ms",
+            "scenario partition, stack {} ({}): {} run(s), {} writes/s from {} clients, write concern {}, master cut off from sentinels and replicas after {:?} for {}, down-after {} ms",
+            b.deploy.stack.name(),
+            b.deploy.stack.describe(),
             results.len(),
             b.rate,
             b.clients,
-            b.write_concern,
+            b.deploy.write_concern,
             b.kill_after,
             opts.cut_for
                 .map(|d| format!("{d:?}"))
                 .unwrap_or_else(|| format!("failover + {CUT_MARGIN:?}")),
-            b.down_after_ms
+            b.deploy.down_after_ms
         );
         print!("{}", render_table(&title, &metrics));
     }
@@ -239,185 +237,19 @@ fn metrics(results: &[RunResult]) -> Vec<Metric> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The deployment: every node behind its relay.
-
-/// An own deployment whose nodes sit behind relays.
-struct Cluster {
-    /// The proxy, the sentinels, the process group (led by the first node) and the temp dir.
-    dep: Deployment,
-    /// `relays[i]` forwards to node `i`.
-    relays: Vec<Relay>,
-    node_ports: Vec<u16>,
-    /// Every process but the group leader (reaped on drop).
-    others: Vec<Child>,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        if let Some(pgid) = self.dep.pgid() {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pgid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        for c in &mut self.others {
-            let _ = c.wait();
-        }
-    }
-}
-
-/// A node's configuration file: it announces its relay, follows `master` (a relay address)
-/// and makes its replication link from [`SERVER_SIDE`].
-fn node_config(port: u16, dir: &std::path::Path, relay: u16, master: Option<u16>) -> String {
-    let mut c = format!(
-        "bind = \"127.0.0.1\"\nport = {port}\ndir = {:?}\nbind-source-addr = \"{SERVER_SIDE}\"\nreplica-announce-ip = \"127.0.0.1\"\nreplica-announce-port = {relay}\nrepl-diskless-sync-delay = 0\n",
-        dir.display().to_string()
-    );
-    if let Some(m) = master {
-        c.push_str(&format!("replicaof = \"127.0.0.1 {m}\"\n"));
-    }
-    c
-}
-
-impl Cluster {
-    async fn start(o: &BaseOptions) -> Result<Cluster> {
-        let dir = tempfile::tempdir().context("cannot create a temp dir")?;
-        let node_port = free_block(3)?;
-        let sentinel_port = free_block(3)?;
-        let proxy_port = free_block(1)?;
-        let mut relays = Vec::new();
-        for i in 0..3 {
-            relays.push(Relay::start(SocketAddr::from(([127, 0, 0, 1], node_port + i))).await?);
-        }
-        let master_relay = relays[0].addr.port();
-        let mut leader: Option<Child> = None;
-        let mut others = Vec::new();
-        let mut started: Vec<(String, String)> = Vec::new();
-        for i in 0..3u16 {
-            let name = format!("node-{}", i + 1);
-            let ndir = dir.path().join(&name);
-            std::fs::create_dir_all(&ndir)?;
-            let conf = ndir.join("node.toml");
-            let port = node_port + i;
-            let relay = relays[i as usize].addr.port();
-            std::fs::write(
-                &conf,
-                node_config(port, &ndir, relay, (i > 0).then_some(master_relay)),
-            )?;
-            let argv = vec!["node".into(), "--config".into(), conf.display().to_string()];
-            started.push((name, format!("127.0.0.1:{port}")));
-            spawn_member(&argv, &ndir.join("node.log"), &mut leader, &mut others)?;
-        }
-        let sentinels: Vec<String> = (0..3)
-            .map(|i| format!("127.0.0.1:{}", sentinel_port + i))
-            .collect();
-        for (i, addr) in sentinels.iter().enumerate() {
-            let name = format!("sentinel-{}", i + 1);
-            let sdir = dir.path().join(&name);
-            std::fs::create_dir_all(&sdir)?;
-            let argv: Vec<String> = vec![
-                "sentinel".into(),
-                "--bind".into(),
-                "127.0.0.1".into(),
-                "--port".into(),
-                (sentinel_port + i as u16).to_string(),
-                "--dir".into(),
-                sdir.display().to_string(),
-                "--monitor".into(),
-                MASTER_NAME.into(),
-                "127.0.0.1".into(),
-                master_relay.to_string(),
-                "2".into(),
-                "--down-after-ms".into(),
-                o.down_after_ms.to_string(),
-                "--failover-timeout-ms".into(),
-                o.failover_timeout_ms.to_string(),
-                "--bind-source-addr".into(),
-                SERVER_SIDE.to_string(),
-            ];
-            started.push((name, addr.clone()));
-            spawn_member(&argv, &sdir.join("sentinel.log"), &mut leader, &mut others)?;
-        }
-        let proxy = format!("127.0.0.1:{proxy_port}");
-        let argv: Vec<String> = vec![
-            "proxy".into(),
-            "--listen".into(),
-            proxy.clone(),
-            "--sentinels".into(),
-            sentinels.join(","),
-            "--master-name".into(),
-            MASTER_NAME.into(),
-            "--metrics".into(),
-            String::new(),
-            "--write-concern".into(),
-            o.write_concern.clone(),
-        ];
-        started.push(("proxy".into(), proxy.clone()));
-        spawn_member(
-            &argv,
-            &dir.path().join("proxy.log"),
-            &mut leader,
-            &mut others,
-        )?;
-        let cluster = Cluster {
-            dep: Deployment {
-                proxy,
-                sentinels,
-                child: leader,
-                dir: Some(dir),
-                node_port,
-            },
-            relays,
-            node_ports: (0..3).map(|i| node_port + i).collect(),
-            others,
-        };
-        for (name, addr) in &started {
-            wait_ping(addr, START_TIMEOUT)
-                .await
-                .with_context(|| format!("{name} did not start"))?;
-        }
-        Ok(cluster)
-    }
-
-    /// The index of the node behind the relay at `addr`.
-    fn node_behind(&self, addr: &str) -> Result<usize> {
-        self.relays
-            .iter()
-            .position(|r| r.addr.to_string() == addr)
-            .ok_or_else(|| anyhow!("{addr} is not one of the relays"))
-    }
-}
-
-/// Starts one process: the first leads the process group, the others join it.
-fn spawn_member(
-    argv: &[String],
-    log: &std::path::Path,
-    leader: &mut Option<Child>,
-    others: &mut Vec<Child>,
-) -> Result<()> {
-    match leader {
-        None => *leader = Some(spawn_tandem(argv, log, None)?),
-        Some(l) => others.push(spawn_tandem(argv, log, Some(l.id() as i32))?),
-    }
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------
 // One run.
 
 async fn run_once(opts: &Options, run: usize) -> Result<RunResult> {
     let o = &opts.base;
-    let cluster = Cluster::start(o).await?;
-    let dep = &cluster.dep;
-    wait_ready(dep).await?;
+    let dep = Deployment::start(&o.deploy).await?;
     let old_master = master_addr(&dep.sentinels).await?;
-    let old = cluster.node_behind(&old_master)?;
-    let old_node = format!("127.0.0.1:{}", cluster.node_ports[old]);
+    let old = dep.node_behind(&old_master)?;
+    let old_node = dep.nodes[old].clone();
 
     let writers = Writers::start(&dep.proxy, PREFIX, run, o.clients, o.rate);
     tokio::time::sleep(o.kill_after).await;
     let cut_at = writers.mark_fault();
-    let connections_cut = cluster.relays[old].cut(SERVER_SIDE);
+    let connections_cut = dep.relays[old].cut(SERVER_SIDE);
     tracing::info!(%old_master, connections_cut, "cut the master off from sentinels and replicas");
 
     let new_master = match opts.cut_for {
@@ -427,7 +259,7 @@ async fn run_once(opts: &Options, run: usize) -> Result<RunResult> {
         }
         None => {
             let deadline = cut_at
-                + Duration::from_millis(o.down_after_ms + o.failover_timeout_ms)
+                + Duration::from_millis(o.deploy.down_after_ms + o.deploy.failover_timeout_ms)
                 + Duration::from_secs(10);
             let m = loop {
                 match master_addr(&dep.sentinels).await {
@@ -444,7 +276,7 @@ async fn run_once(opts: &Options, run: usize) -> Result<RunResult> {
     // old master resynchronises from the new one).
     let old_keys = keys_on(&old_node, &format!("{PREFIX}:{run}:*")).await?;
     let healed_at = Instant::now();
-    cluster.relays[old].heal();
+    dep.relays[old].heal();
     let cut_ms = healed_at.duration_since(cut_at).as_secs_f64() * 1000.0;
     if new_master == old_master {
         writers.stop().await?;
@@ -616,20 +448,5 @@ mod tests {
             "role:master\r\nconnected_slaves:2\r\n",
             "127.0.0.1:4001"
         ));
-    }
-
-    #[test]
-    fn node_config_announces_the_relay_and_binds_the_server_side() {
-        let text = node_config(7001, std::path::Path::new("/d"), 9001, Some(9000));
-        let c: tandem_config::NodeConfig =
-            tandem_config::parse(&text, std::path::Path::new("node.toml")).unwrap();
-        c.validate().unwrap();
-        assert_eq!(c.port, 7001);
-        assert_eq!(c.bind_source_addr.as_deref(), Some("127.0.0.2"));
-        assert_eq!(c.replica_announce_ip.as_deref(), Some("127.0.0.1"));
-        assert_eq!(c.replica_announce_port, Some(9001));
-        let r = c.replicaof.unwrap();
-        assert_eq!((r.host.as_str(), r.port), ("127.0.0.1", 9000));
-        assert_eq!(c.dir, std::path::PathBuf::from("/d"));
     }
 }

@@ -5,8 +5,9 @@
 //! acknowledged write sent after the kill; worst over the cycles), writes acknowledged,
 //! acknowledged writes lost (missing on the master afterwards: must be 0), stale read-backs,
 //! and errors seen by kind.
-//! It starts its own deployment (`tandem up`) and next to it its own `tandem proxy` (the one
-//! under load and the one it restarts), in the deployment's process group.
+//! It starts its own deployment of `--stack` with a restartable proxy (Tandem: a `tandem proxy`
+//! of its own beside `tandem up`'s; Redis: twemproxy, restarted with its YAML), and restarts
+//! it through [`super::Deployment::restart_proxy`].
 
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
@@ -18,14 +19,10 @@ use tandem_protocol::client::Client;
 use tandem_protocol::Reply;
 
 use super::{
-    count_missing, free_block, kill9, master_addr, render_table, reply_error_kind, request,
-    spawn_tandem, start_deployment, summary_json, wait_ping, wait_ready, DeployOptions, Metric,
-    MASTER_NAME,
+    count_missing, master_addr, render_table, reply_error_kind, request, summary_json,
+    DeployOptions, Deployment, Metric,
 };
 use crate::BenchArgs;
-
-/// How long a restarted proxy may take to answer PING.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Flags of one invocation, checked.
 #[derive(Debug, Clone)]
@@ -51,9 +48,10 @@ impl Options {
         if !a.sentinels.is_empty() {
             bail!("--sentinel: proxy-restart restarts the proxy itself, so it needs its own deployment (drop --sentinel)");
         }
-        if !matches!(a.write_concern.as_str(), "master" | "replicated") {
-            bail!("--write-concern: must be master or replicated");
-        }
+        let deploy = DeployOptions {
+            restartable_proxy: true,
+            ..DeployOptions::from_args(a)?
+        };
         Ok(Options {
             clients: a.clients.min(64),
             rate,
@@ -61,11 +59,7 @@ impl Options {
             cycles: a.cycles,
             kill_after: a.kill_after,
             settle: a.settle,
-            deploy: DeployOptions {
-                down_after_ms: a.down_after_ms,
-                failover_timeout_ms: a.failover_timeout_ms,
-                write_concern: a.write_concern.clone(),
-            },
+            deploy,
         })
     }
 }
@@ -128,6 +122,7 @@ pub fn main(args: &BenchArgs) -> ExitCode {
             "{}",
             serde_json::json!({
                 "scenario": "proxy-restart",
+                "stack": opts.deploy.stack,
                 "rate": opts.rate,
                 "clients": opts.clients,
                 "cycles": opts.cycles,
@@ -140,7 +135,9 @@ pub fn main(args: &BenchArgs) -> ExitCode {
         );
     } else {
         let title = format!(
-            "scenario proxy-restart: {} run(s), {} writes/s from {} clients, write concern {}, {} proxy kill -9/restart cycle(s) every {:?}",
+            "scenario proxy-restart, stack {} ({}): {} run(s), {} writes/s from {} clients, write concern {}, {} proxy kill -9/restart cycle(s) every {:?}",
+            opts.deploy.stack.name(),
+            opts.deploy.stack.describe(),
             results.len(),
             opts.rate,
             opts.clients,
@@ -258,69 +255,9 @@ async fn writer(
     log
 }
 
-/// Starts `tandem proxy` with `argv` and waits until it answers on `addr`; a start that
-/// fails (the killed one may still hold the port for a moment) is retried.
-async fn start_proxy(
-    argv: &[String],
-    addr: &str,
-    log: &std::path::Path,
-    pgid: Option<i32>,
-) -> Result<std::process::Child> {
-    let deadline = Instant::now() + START_TIMEOUT;
-    let mut child = spawn_tandem(argv, log, pgid)?;
-    loop {
-        if child.try_wait()?.is_some() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            child = spawn_tandem(argv, log, pgid)?;
-        }
-        if wait_ping(addr, Duration::from_millis(100)).await.is_ok() {
-            return Ok(child);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("the proxy on {addr} did not answer PING within {START_TIMEOUT:?}");
-        }
-    }
-}
-
 async fn run_once(o: &Options, run: usize) -> Result<RunResult> {
-    let dep = start_deployment(&o.deploy)?;
-    wait_ready(&dep).await?;
-    let port = free_block(1)?;
-    let metrics_port = free_block(1)?;
-    let addr = format!("127.0.0.1:{port}");
-    let argv: Vec<String> = vec![
-        "proxy".into(),
-        "--listen".into(),
-        addr.clone(),
-        "--sentinels".into(),
-        dep.sentinels.join(","),
-        "--master-name".into(),
-        MASTER_NAME.into(),
-        "--metrics".into(),
-        format!("127.0.0.1:{metrics_port}"),
-        "--write-concern".into(),
-        o.deploy.write_concern.clone(),
-    ];
-    let log = dep
-        .dir
-        .as_ref()
-        .context("no deployment directory")?
-        .path()
-        .join("proxy-under-test.log");
-    let mut proxy = start_proxy(&argv, &addr, &log, dep.pgid()).await?;
-    // The proxy has found the master when a write through it is acknowledged.
-    let deadline = Instant::now() + START_TIMEOUT;
-    while !matches!(
-        super::call(&addr, &["SET", "proxy-restart:probe", "1"]).await,
-        Ok(Reply::Ok)
-    ) {
-        if Instant::now() > deadline {
-            bail!("the proxy on {addr} acknowledged no write within {START_TIMEOUT:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut dep = Deployment::start(&o.deploy).await?;
+    let addr = dep.proxy.clone();
 
     let stop = Arc::new(AtomicBool::new(false));
     let interval = Duration::from_secs_f64(o.clients as f64 / o.rate);
@@ -331,16 +268,8 @@ async fn run_once(o: &Options, run: usize) -> Result<RunResult> {
     let mut outcome = Ok(());
     for _ in 0..o.cycles {
         tokio::time::sleep(o.kill_after).await;
-        let killed_at = Instant::now();
-        if let Err(e) = kill9(proxy.id() as i32) {
-            outcome = Err(e);
-            break;
-        }
-        let _ = proxy.wait();
-        kills.push(killed_at);
-        tracing::info!(%addr, "killed the proxy");
-        match start_proxy(&argv, &addr, &log, dep.pgid()).await {
-            Ok(p) => proxy = p,
+        match dep.restart_proxy().await {
+            Ok(killed_at) => kills.push(killed_at),
             Err(e) => {
                 outcome = Err(e);
                 break;
@@ -395,8 +324,6 @@ async fn run_once(o: &Options, run: usize) -> Result<RunResult> {
         })
     }
     .await;
-    let _ = proxy.kill();
-    let _ = proxy.wait();
     drop(dep);
     result
 }

@@ -6,8 +6,9 @@
 //! stale reads (a value older than the client's own last acknowledged write of that key:
 //! must be 0), writes done and failed, and the largest replication lag the master reported
 //! (bytes behind its offset and seconds since the last ACK) while it ran.
-//! It always starts its own deployment (`tandem up`); the restarted replicas join its process
-//! group so they die with it.
+//! It always starts its own deployment of `--stack` and restarts replicas through
+//! [`super::Deployment::restart_replica`]; the restarted replicas join its process group so
+//! they die with it. Twemproxy (`--stack redis`) reads from the master only.
 
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
@@ -19,8 +20,8 @@ use tandem_protocol::client::Client;
 use tandem_protocol::Reply;
 
 use super::{
-    call, info_field, kill9, master_addr, render_table, reply_error_kind, request, spawn_tandem,
-    start_deployment, summary_json, text, wait_ready, DeployOptions, Metric,
+    call, master_addr, render_table, reply_error_kind, request, summary_json, text, DeployOptions,
+    Deployment, Metric,
 };
 use crate::BenchArgs;
 
@@ -28,8 +29,6 @@ use crate::BenchArgs;
 const KEYS_PER_CLIENT: u64 = 8;
 /// One operation in this many is a write.
 const WRITE_EVERY: u64 = 10;
-/// How long a restarted replica may take to be linked to its master again.
-const RELINK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Flags of one invocation, checked.
 #[derive(Debug, Clone)]
@@ -62,11 +61,7 @@ impl Options {
             cycles: a.cycles,
             kill_after: a.kill_after,
             settle: a.settle,
-            deploy: DeployOptions {
-                down_after_ms: a.down_after_ms,
-                failover_timeout_ms: a.failover_timeout_ms,
-                write_concern: a.write_concern.clone(),
-            },
+            deploy: DeployOptions::from_args(a)?,
         })
     }
 }
@@ -121,6 +116,7 @@ pub fn main(args: &BenchArgs) -> ExitCode {
             "{}",
             serde_json::json!({
                 "scenario": "replica-churn",
+                "stack": opts.deploy.stack,
                 "rate": opts.rate,
                 "clients": opts.clients,
                 "cycles": opts.cycles,
@@ -131,7 +127,9 @@ pub fn main(args: &BenchArgs) -> ExitCode {
         );
     } else {
         let title = format!(
-            "scenario replica-churn: {} run(s), {} ops/s ({}% reads) from {} clients, {} replica kill -9/restart cycle(s) every {:?}",
+            "scenario replica-churn, stack {} ({}): {} run(s), {} ops/s ({}% reads) from {} clients, {} replica kill -9/restart cycle(s) every {:?}",
+            opts.deploy.stack.name(),
+            opts.deploy.stack.describe(),
             results.len(),
             opts.rate,
             100 - 100 / WRITE_EVERY,
@@ -304,74 +302,8 @@ fn lag_of(info: &str) -> (u64, u64) {
     (bytes, secs)
 }
 
-/// kill -9s the replica on `port` and starts it again (same port, directory, master);
-/// returns the new child once its link to the master is up.
-async fn restart_replica(
-    dep: &super::Deployment,
-    name: &str,
-    port: u16,
-    master: &str,
-) -> Result<std::process::Child> {
-    let addr = format!("127.0.0.1:{port}");
-    let pid: i32 = info_field(&addr, "server", "process_id")
-        .await?
-        .parse()
-        .context("process_id is not a number")?;
-    kill9(pid)?;
-    tracing::info!(pid, %addr, "killed a replica");
-    let dir = dep.member_dir(name).context("no deployment directory")?;
-    let (mhost, mport) = master
-        .rsplit_once(':')
-        .context("master address has no port")?;
-    let argv: Vec<String> = [
-        "node",
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        &port.to_string(),
-        "--dir",
-        &dir.display().to_string(),
-        "--replicaof",
-        mhost,
-        mport,
-        "--repl-diskless-sync-delay",
-        "0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let log = dep
-        .dir
-        .as_ref()
-        .context("no deployment directory")?
-        .path()
-        .join(format!("{name}.restarts.log"));
-    let deadline = Instant::now() + RELINK_TIMEOUT;
-    let mut child = spawn_tandem(&argv, &log, dep.pgid())?;
-    loop {
-        // The killed process may still hold the port for a moment: start again if the new
-        // one gave up.
-        if child.try_wait()?.is_some() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            child = spawn_tandem(&argv, &log, dep.pgid())?;
-        }
-        if let Ok(s) = info_field(&addr, "replication", "master_link_status").await {
-            if s == "up" {
-                return Ok(child);
-            }
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("replica {addr} not linked to {master} within {RELINK_TIMEOUT:?} after restart");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn run_once(o: &Options, run: usize) -> Result<RunResult> {
-    let dep = start_deployment(&o.deploy)?;
-    wait_ready(&dep).await?;
+    let mut dep = Deployment::start(&o.deploy).await?;
     let master = master_addr(&dep.sentinels).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let max_bytes = Arc::new(AtomicU64::new(0));
@@ -386,20 +318,15 @@ async fn run_once(o: &Options, run: usize) -> Result<RunResult> {
     let clients: Vec<_> = (0..o.clients)
         .map(|id| tokio::spawn(client(dep.proxy.clone(), run, id, interval, stop.clone())))
         .collect();
-    let mut children = Vec::new();
     let mut relink_ms = 0f64;
     let mut outcome = Ok(());
     for cycle in 0..o.cycles {
         tokio::time::sleep(o.kill_after).await;
-        // node-2 and node-3 are the replicas of `tandem up`, in turn.
-        let i = 1 + (cycle % 2) as u16;
-        let name = format!("node-{}", i + 1);
+        // Nodes 1 and 2 are the replicas, in turn.
+        let i = 1 + cycle % 2;
         let t = Instant::now();
-        match restart_replica(&dep, &name, dep.node_port + i, &master).await {
-            Ok(c) => {
-                relink_ms = relink_ms.max(t.elapsed().as_secs_f64() * 1000.0);
-                children.push(c);
-            }
+        match dep.restart_replica(i, &master).await {
+            Ok(()) => relink_ms = relink_ms.max(t.elapsed().as_secs_f64() * 1000.0),
             Err(e) => {
                 outcome = Err(e);
                 break;
@@ -414,10 +341,6 @@ async fn run_once(o: &Options, run: usize) -> Result<RunResult> {
     }
     let _ = monitor.await;
     drop(dep);
-    for mut c in children.drain(..) {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
     outcome?;
     let mut errors = BTreeMap::new();
     for l in &logs {
