@@ -299,7 +299,7 @@ pub struct ProxyArgs {
     /// master | replicated.
     #[arg(long = "write-concern")]
     pub write_concern: Option<String>,
-    /// Worker threads (0: one per core).
+    /// Worker threads (0: half the cores, at least one).
     #[arg(long)]
     pub threads: Option<usize>,
     #[arg(long)]

@@ -40,7 +40,7 @@ pub struct ProxyConfig {
     pub allow_admin: bool,
     /// Password the proxy sends to the sentinels.
     pub sentinel_password: Option<String>,
-    /// Worker threads serving clients; 0 means one per CPU core.
+    /// Worker threads serving clients; 0 means half the CPU cores (at least one).
     pub threads: usize,
 }
 

@@ -2,13 +2,14 @@
 //! exactly like Redis, once, so the node, sentinel and proxy cannot drift apart.
 //!
 //! Layout:
-//! - [`frame`]: client requests decoded with `redis-protocol` (plus Redis's inline form) and
+//! - [`frame`]: client requests decoded (multibulk and Redis's inline form) and
 //!   [`Reply`] values encoded for RESP2 or RESP3.
 //! - [`command`]: the static command table (name, arity, flags, key positions).
 //! - [`glob`]: Redis's glob-style pattern matching (KEYS, SCAN MATCH, PSUBSCRIBE, CONFIG GET).
 //! - [`number`]: Redis's number parsing and formatting rules (integers, doubles).
 //! - [`connection`]: the server side of a RESP connection (sentinel, proxy).
 //! - [`client`]: a small async RESP client used by the sentinel, the proxy, the bench and tests.
+//! - [`io`]: socket reads that stop at a drained socket without an extra `recv`.
 //! - [`types`]: shared vocabulary types (`NodeAddr`, `Role`, `Protocol`, ...).
 
 pub mod client;
@@ -16,6 +17,7 @@ pub mod command;
 pub mod connection;
 pub mod frame;
 pub mod glob;
+pub mod io;
 pub mod number;
 pub mod types;
 

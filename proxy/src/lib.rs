@@ -3,7 +3,7 @@
 //! failovers announced by the sentinels without dropping client connections.
 //!
 //! Layout:
-//! - [`listener`]: binds the client port, starts one single-threaded worker per core and hands
+//! - [`listener`]: binds the client port, starts single-threaded workers (half the cores) and hands
 //!   each accepted client to a worker; the control thread runs topology, metrics and SIGHUP.
 //! - [`session`]: one client connection: request decoding, in-order replies, pinned
 //!   connections (MULTI/WATCH, blocking commands, pub/sub), read-your-writes bookkeeping.

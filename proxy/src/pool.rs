@@ -411,11 +411,14 @@ async fn io_loop(
                 if r.is_readable() {
                     loop {
                         inbuf.reserve(16 * 1024);
-                        match stream.try_read_buf(&mut inbuf) {
+                        let room = inbuf.capacity() - inbuf.len();
+                        match tandem_protocol::io::try_read_drained(&stream, &mut inbuf) {
                             Ok(0) => {
                                 deliver(conn, &mut inbuf, &mut scanner, &mut held)?;
                                 return Err("closed by the backend".into());
                             }
+                            // A short read drained the socket: no read that would block.
+                            Ok(n) if n < room => break,
                             Ok(_) => {}
                             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                             Err(e) => return Err(format!("read failed: {e}")),
@@ -424,7 +427,12 @@ async fn io_loop(
                     deliver(conn, &mut inbuf, &mut scanner, &mut held)?;
                 }
             }
-            _ = conn.wake.notified() => {}
+            _ = conn.wake.notified() => {
+                // Let the other clients woken by the same poll queue their requests first:
+                // one write then carries them all, as twemproxy writes on its event loop's
+                // next turn (and the backend reads them in one go).
+                tokio::task::yield_now().await;
+            }
             _ = check.tick(), if !conn.dedicated => {
                 let oldest = conn.inflight.borrow().front().map(|p| p.start);
                 if let Some(t) = oldest {

@@ -300,7 +300,7 @@ impl Session {
                     let r = r.map_err(|e| e.to_string())?;
                     if r.is_readable() && want_read {
                         self.inbuf.reserve(16 * 1024);
-                        match self.stream.try_read_buf(&mut self.inbuf) {
+                        match tandem_protocol::io::try_read_drained(&self.stream, &mut self.inbuf) {
                             Ok(0) => return Ok(()),
                             Ok(_) => {}
                             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
