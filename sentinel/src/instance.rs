@@ -327,11 +327,6 @@ impl Settings {
     pub fn ping_period(&self) -> Duration {
         self.down_after.min(PING_PERIOD_MAX)
     }
-    /// How long a failover attempt waits for votes: min([`ELECTION_TIMEOUT`],
-    /// failover-timeout) (sentinelFailoverWaitStart).
-    pub fn election_timeout(&self) -> Duration {
-        self.failover_timeout.min(ELECTION_TIMEOUT)
-    }
 }
 
 /// A monitored master and everything known around it.
