@@ -40,8 +40,10 @@ pub struct UpArgs {
     /// Sentinels' down-after-milliseconds.
     #[arg(long, default_value_t = 3000)]
     pub down_after_ms: u64,
-    /// Sentinels' failover-timeout (milliseconds).
-    #[arg(long, default_value_t = 30000)]
+    /// Sentinels' failover-timeout (milliseconds). A failed election (split vote) gives up
+    /// after min(10 s, this) and is retried two of these after the attempt (plus up to 1 s),
+    /// as in Redis, so it stays short.
+    #[arg(long, default_value_t = 6000)]
     pub failover_timeout_ms: u64,
     /// The proxy's write concern (`master` or `replicated`), forwarded to `tandem proxy`.
     #[arg(long)]

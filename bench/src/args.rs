@@ -107,8 +107,10 @@ pub struct BenchArgs {
     /// Scenario (own deployment): the sentinels' down-after-milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub down_after_ms: u64,
-    /// Scenario (own deployment): the sentinels' failover-timeout in milliseconds.
-    #[arg(long, default_value_t = 10000)]
+    /// Scenario (own deployment): the sentinels' failover-timeout in milliseconds. Short, as
+    /// for a fast-failover Redis setup: a failed election (split vote) gives up after
+    /// min(10 s, this) and is retried two of these after the attempt (plus up to 1 s).
+    #[arg(long, default_value_t = 3000)]
     pub failover_timeout_ms: u64,
     /// Scenario (own deployment): the proxy's write concern (`master` or `replicated`).
     #[arg(long, default_value = "master")]

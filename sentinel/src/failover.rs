@@ -6,9 +6,10 @@ use std::cmp::Ordering;
 use std::time::{Duration, Instant};
 use tandem_protocol::types::NodeAddr;
 
+use crate::election::{election_deadline, retry_at};
 use crate::instance::{
-    Action, Core, Job, Kind, Master, Reconf, Replica, DESYNC_STEP, INFO_VALIDITY_DOWN,
-    INFO_VALIDITY_UP, RECONF_TIMEOUT, REPLICA_LAST_SEEN_MAX,
+    Action, Core, Job, Kind, Master, Reconf, Replica, INFO_VALIDITY_DOWN, INFO_VALIDITY_UP,
+    RANK_DELAY_STEP, RECONF_TIMEOUT, REPLICA_LAST_SEEN_MAX,
 };
 
 /// Where a master's failover stands (Redis's SENTINEL_FAILOVER_STATE_*).
@@ -41,12 +42,12 @@ impl FailoverState {
     }
 }
 
-/// How long a sentinel waits after ODOWN before starting a failover: its rank among the
-/// live sentinels (sorted run ids) times [`DESYNC_STEP`], so that usually the first one
-/// asks for votes before the others try.
+/// How long a sentinel waits after ODOWN before its first failover attempt: its rank among
+/// the live sentinels (sorted run ids) times [`RANK_DELAY_STEP`], so that usually the first
+/// one asks for votes before the others try (a Tandem addition; Redis starts at once).
 pub fn start_delay<'a>(myid: &str, live_peers: impl IntoIterator<Item = &'a str>) -> Duration {
     let rank = live_peers.into_iter().filter(|p| *p < myid).count();
-    DESYNC_STEP * rank as u32
+    RANK_DELAY_STEP * rank as u32
 }
 
 /// Orders run ids as Redis does: case-insensitively, unknown ones last.
@@ -107,6 +108,8 @@ impl Master {
         if self.should_start_failover(core, now) {
             self.start_failover(core, now);
             started = true;
+        } else if self.odown_since.is_some() && !self.in_failover() {
+            self.log_failover_delay(now);
         }
         self.failover_step(core, now);
         self.ask_peers(core, started, now);
@@ -115,7 +118,8 @@ impl Master {
     /// Conditions to start a failover (sentinelStartFailoverIfNeeded):
     /// 1. the master is objectively down;
     /// 2. no failover is running;
-    /// 3. our last attempt, or our vote for another sentinel, is a failover-timeout old;
+    /// 3. our last attempt, or our last vote for another sentinel, is two failover-timeouts
+    ///    old, counted from its desynchronised start (see [`Master::failover_delayed`]);
     /// 4. our rank delay since ODOWN has passed (see [`start_delay`]).
     pub fn should_start_failover(&self, core: &Core, now: Instant) -> bool {
         let Some(odown_since) = self.odown_since else {
@@ -124,7 +128,7 @@ impl Master {
         if self.in_failover() {
             return false;
         }
-        if self.next_failover_allowed.is_some_and(|t| now < t) {
+        if self.failover_delayed(now) {
             return false;
         }
         let live = self
@@ -135,7 +139,37 @@ impl Master {
         now >= odown_since + start_delay(&core.myid, live)
     }
 
-    /// Starts a failover in a new epoch (`+new-epoch`, `+try-failover`).
+    /// Whether our last failover attempt, or our last vote for another sentinel, still holds
+    /// back a new attempt at `now`: for two failover-timeouts after its desynchronised start
+    /// (see [`retry_at`]).
+    pub fn failover_delayed(&self, now: Instant) -> bool {
+        self.failover_start.is_some_and(|start| {
+            retry_at(start, self.settings.failover_timeout).is_none_or(|t| now < t)
+        })
+    }
+
+    /// Logs once per stamped start why a failover of an ODOWN master does not start yet
+    /// (Redis: "Next failover delay: I will not start a failover before ...").
+    fn log_failover_delay(&mut self, now: Instant) {
+        let Some(start) = self.failover_start else {
+            return;
+        };
+        if !self.failover_delayed(now) || self.failover_delay_logged == Some(start) {
+            return;
+        }
+        self.failover_delay_logged = Some(start);
+        let wait = retry_at(start, self.settings.failover_timeout)
+            .map(|t| format!("for {} ms", t.saturating_duration_since(now).as_millis()))
+            .unwrap_or_else(|| "again".into());
+        tracing::warn!(
+            "Next failover delay: I will not start a failover of '{}' {wait}",
+            self.name
+        );
+    }
+
+    /// Starts a failover in a new epoch (`+new-epoch`, `+try-failover`). The start time gets
+    /// a random desync of up to [`crate::instance::MAX_DESYNC`], as in Redis, so sentinels
+    /// whose election fails time out and retry at different times.
     pub fn start_failover(&mut self, core: &mut Core, now: Instant) {
         core.current_epoch += 1;
         core.dirty = true;
@@ -143,9 +177,8 @@ impl Master {
         core.event("+new-epoch", core.current_epoch.to_string());
         core.event("+try-failover", self.desc());
         self.failover = FailoverState::WaitStart;
-        self.failover_start = Some(now);
+        self.failover_start = Some(now.checked_add(core.desync()).unwrap_or(now));
         self.failover_state_change = now;
-        self.next_failover_allowed = Some(now + self.settings.failover_timeout);
     }
 
     fn set_state(&mut self, s: FailoverState, now: Instant) {
@@ -185,8 +218,8 @@ impl Master {
         let leader = self.get_leader(core, self.failover_epoch, now);
         let elected = leader.as_deref() == Some(core.myid.as_str());
         if !elected && !self.force_failover {
-            let started = self.failover_start.unwrap_or(now);
-            if now.saturating_duration_since(started) > self.settings.election_timeout() {
+            let started = self.failover_start.unwrap_or(self.failover_state_change);
+            if election_deadline(started, self.settings.failover_timeout).is_some_and(|d| now > d) {
                 self.abort_failover(core, "-failover-abort-not-elected", now);
             }
             return;
@@ -368,7 +401,7 @@ impl Master {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::instance::{Peer, Settings};
+    use crate::instance::{Peer, Settings, ELECTION_TIMEOUT, MAX_DESYNC};
     use tandem_protocol::types::Role;
 
     fn setup(now: Instant) -> (Core, Master) {
@@ -441,9 +474,9 @@ mod tests {
 
     #[test]
     fn rank_delay_orders_sentinels() {
-        assert_eq!(start_delay("b", ["a", "c"]), DESYNC_STEP);
+        assert_eq!(start_delay("b", ["a", "c"]), RANK_DELAY_STEP);
         assert_eq!(start_delay("a", ["b", "c"]), Duration::ZERO);
-        assert_eq!(start_delay("c", ["a", "b"]), DESYNC_STEP * 2);
+        assert_eq!(start_delay("c", ["a", "b"]), RANK_DELAY_STEP * 2);
     }
 
     #[test]
@@ -458,7 +491,7 @@ mod tests {
         m.odown_since = Some(t0);
         m.act(&mut core, t0);
         assert_eq!(m.failover, FailoverState::None);
-        let t1 = t0 + DESYNC_STEP;
+        let t1 = t0 + RANK_DELAY_STEP;
         m.act(&mut core, t1);
         assert_eq!(m.failover, FailoverState::WaitStart);
         assert_eq!(core.current_epoch, 1);
@@ -511,19 +544,61 @@ mod tests {
     }
 
     #[test]
-    fn not_elected_aborts_after_election_timeout() {
+    fn not_elected_aborts_after_election_timeout_and_retries_after_twice_failover_timeout() {
         let t0 = Instant::now();
         let (mut core, mut m) = setup(t0);
         m.sdown_since = Some(t0);
         m.odown_since = Some(t0 - Duration::from_secs(1));
         m.act(&mut core, t0);
         assert_eq!(m.failover, FailoverState::WaitStart);
-        m.act(&mut core, t0 + Duration::from_secs(4));
+        // The attempt's start carries a desync of up to MAX_DESYNC.
+        let start = m.failover_start.unwrap();
+        assert!(start >= t0 && start < t0 + MAX_DESYNC);
+        // Election timeout: min(10 s, failover-timeout 3 s) after the desynchronised start.
+        m.act(&mut core, start + Duration::from_secs(3));
+        assert_eq!(m.failover, FailoverState::WaitStart);
+        m.act(&mut core, start + Duration::from_millis(3001));
         assert_eq!(m.failover, FailoverState::None);
         assert!(events(&core).contains(&"-failover-abort-not-elected"));
-        // No new attempt before a failover-timeout has passed since the last one.
-        assert!(!m.should_start_failover(&core, t0 + Duration::from_secs(2)));
-        assert!(m.should_start_failover(&core, t0 + Duration::from_secs(4)));
+        // No new attempt before two failover-timeouts have passed since that start.
+        assert!(!m.should_start_failover(&core, start + Duration::from_millis(5999)));
+        assert!(m.should_start_failover(&core, start + Duration::from_secs(6)));
+        core.out.clear();
+        m.act(&mut core, start + Duration::from_secs(6));
+        assert_eq!(m.failover, FailoverState::WaitStart);
+        assert_eq!(m.failover_epoch, 2);
+        assert_eq!(events(&core)[..2], ["+new-epoch", "+try-failover"]);
+    }
+
+    #[test]
+    fn election_timeout_is_capped_at_ten_seconds() {
+        let t0 = Instant::now();
+        let (mut core, mut m) = setup(t0);
+        m.settings.failover_timeout = Duration::from_secs(180);
+        m.start_failover(&mut core, t0);
+        let start = m.failover_start.unwrap();
+        m.act(&mut core, start + ELECTION_TIMEOUT);
+        assert_eq!(m.failover, FailoverState::WaitStart);
+        m.act(
+            &mut core,
+            start + ELECTION_TIMEOUT + Duration::from_millis(1),
+        );
+        assert_eq!(m.failover, FailoverState::None);
+        // Redis's default failover-timeout: the retry comes 6 minutes after the attempt.
+        m.odown_since = Some(t0);
+        assert!(!m.should_start_failover(&core, start + Duration::from_secs(359)));
+        assert!(m.should_start_failover(&core, start + Duration::from_secs(360)));
+    }
+
+    #[test]
+    fn switch_master_forgets_the_retry_delay() {
+        let t0 = Instant::now();
+        let (mut core, mut m) = setup(t0);
+        m.vote(&mut core, 1, &"a".repeat(40), t0);
+        assert!(m.failover_delayed(t0 + Duration::from_secs(5)));
+        m.change_address(&mut core, NodeAddr::new("127.0.0.1", 7002), t0);
+        assert!(!m.failover_delayed(t0));
+        assert_eq!(m.leader_epoch, 1, "the vote of epoch 1 is kept");
     }
 
     #[test]

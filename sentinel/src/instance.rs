@@ -24,16 +24,24 @@ pub const INFO_PERIOD: Duration = Duration::from_millis(1000);
 pub const INFO_PERIOD_FAST: Duration = Duration::from_millis(100);
 /// Hello period on every instance (Redis: 2 s).
 pub const HELLO_PERIOD: Duration = Duration::from_millis(1000);
-/// How often peers are asked about a master we see down (Redis: 1 s).
+/// How often peers are asked about a master we see down, and for their vote while our
+/// failover waits for votes (Redis: 1 s since the peer's last answer).
 pub const ASK_PERIOD: Duration = Duration::from_millis(50);
 /// A peer's "master is down" answer older than this is forgotten (Redis: 5 x ask period).
 pub const MASTER_DOWN_VALIDITY: Duration = Duration::from_millis(1000);
-/// Delay per rank (position of our run id among the live sentinels) before we start a
-/// failover, so the first-ranked sentinel usually collects every vote (Redis: a random
-/// delay up to 1 s).
-pub const DESYNC_STEP: Duration = Duration::from_millis(50);
-/// Longest wait for enough votes (Redis: min(10 s, failover-timeout)).
-pub const ELECTION_TIMEOUT_MAX: Duration = Duration::from_secs(10);
+/// Tandem's own addition, not in Redis: after ODOWN a sentinel waits its rank (position of
+/// its run id among the live sentinels) times this before its first attempt, so the
+/// first-ranked one usually asks for votes before the others start. It only orders
+/// sentinels whose ODOWN times and vote requests are closer than this; the random
+/// [`MAX_DESYNC`] is what keeps retries after a split vote apart.
+pub const RANK_DELAY_STEP: Duration = Duration::from_millis(50);
+/// Upper bound (exclusive) of the random delay added to the time of our last failover
+/// attempt or vote for another sentinel, so that sentinels whose election failed do not
+/// all retry at once (Redis: SENTINEL_MAX_DESYNC, 1000 ms).
+pub const MAX_DESYNC: Duration = Duration::from_millis(1000);
+/// Longest wait for enough votes; the effective timeout is min(this, failover-timeout),
+/// counted from the desynchronised start of the attempt (Redis: SENTINEL_ELECTION_TIMEOUT).
+pub const ELECTION_TIMEOUT: Duration = Duration::from_secs(10);
 /// A replica told to follow the promoted one is considered done after this (Redis: 10 s).
 pub const RECONF_TIMEOUT: Duration = Duration::from_secs(10);
 /// A replica reporting role:master is turned back into a replica only after reporting it
@@ -120,6 +128,8 @@ pub struct Core {
     /// Set by every change that must reach the state file.
     pub dirty: bool,
     pub simfailure: SimFailure,
+    /// Source of the failover desync ([`MAX_DESYNC`]); tests seed it.
+    pub rng: fastrand::Rng,
 }
 
 impl Core {
@@ -131,7 +141,13 @@ impl Core {
             out: Vec::new(),
             dirty: false,
             simfailure: SimFailure::default(),
+            rng: fastrand::Rng::new(),
         }
+    }
+
+    /// A random delay in [0, [`MAX_DESYNC`]) (Redis: `rand() % SENTINEL_MAX_DESYNC`).
+    pub fn desync(&mut self) -> Duration {
+        Duration::from_millis(self.rng.u64(0..MAX_DESYNC.as_millis() as u64))
     }
 
     pub fn event(&mut self, name: &'static str, text: String) {
@@ -311,9 +327,6 @@ impl Settings {
     pub fn ping_period(&self) -> Duration {
         self.down_after.min(PING_PERIOD_MAX)
     }
-    pub fn election_timeout(&self) -> Duration {
-        self.failover_timeout.min(ELECTION_TIMEOUT_MAX)
-    }
 }
 
 /// A monitored master and everything known around it.
@@ -335,10 +348,14 @@ pub struct Master {
     pub leader_epoch: Epoch,
     pub failover: FailoverState,
     pub failover_epoch: Epoch,
+    /// When our last failover attempt started, or when we last voted for another sentinel,
+    /// plus a random desync of up to [`MAX_DESYNC`], so it may lie ahead of now (Redis's
+    /// failover_start_time). The election timeout counts from it and no attempt of ours
+    /// starts before it is two failover-timeouts old. None: we may start at once.
     pub failover_start: Option<Instant>,
+    /// The `failover_start` whose retry delay was last logged (logged once per value).
+    pub failover_delay_logged: Option<Instant>,
     pub failover_state_change: Instant,
-    /// No failover of ours starts before this (after an attempt, or after voting for a peer).
-    pub next_failover_allowed: Option<Instant>,
     pub force_failover: bool,
     pub last_ask: Option<Instant>,
     pub replicas: BTreeMap<NodeAddr, Replica>,
@@ -365,8 +382,8 @@ impl Master {
             failover: FailoverState::None,
             failover_epoch: 0,
             failover_start: None,
+            failover_delay_logged: None,
             failover_state_change: now,
-            next_failover_allowed: None,
             force_failover: false,
             last_ask: None,
             replicas: BTreeMap::new(),
@@ -457,7 +474,8 @@ impl Master {
     }
 
     /// Points this master name at `new` (sentinelResetMasterAndChangeAddress): the old
-    /// master and the other replicas become replicas of the new one; peers are kept.
+    /// master and the other replicas become replicas of the new one; peers are kept. As in
+    /// Redis the failover start time is forgotten: the new master can be failed over at once.
     pub fn change_address(&mut self, core: &mut Core, new: NodeAddr, now: Instant) {
         let old = self.addr.clone();
         let mut replicas: Vec<NodeAddr> = self
@@ -480,7 +498,6 @@ impl Master {
         fresh.config_epoch = self.config_epoch;
         fresh.leader = self.leader.take();
         fresh.leader_epoch = self.leader_epoch;
-        fresh.next_failover_allowed = self.next_failover_allowed;
         // Peers keep their identity; their link state starts over with the new master.
         fresh.sentinels = std::mem::take(&mut self.sentinels);
         for p in fresh.sentinels.values_mut() {
