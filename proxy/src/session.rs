@@ -173,6 +173,10 @@ pub struct Session {
     closing: bool,
     topo_rx: tokio::sync::watch::Receiver<u64>,
     tiebreak: usize,
+    /// The pooled master connection found last, reused until the topology changes, the
+    /// connection fails, or the client's database or protocol changes (saves a snapshot load
+    /// and a pool lookup per request).
+    master_hint: Option<Rc<BackendConn>>,
 }
 
 impl Drop for Session {
@@ -230,6 +234,7 @@ impl Session {
             closing: false,
             topo_rx,
             tiebreak: id as usize,
+            master_hint: None,
         }
     }
 
@@ -378,10 +383,9 @@ impl Session {
         if self.pinned.is_some() {
             return self.handle_pinned(args, class, spec_idx).await;
         }
-        let allow_admin = self.ctx.shared.config.load().allow_admin;
         match class {
             Class::Session(cmd) => return self.session_cmd(cmd, args, spec_idx).await,
-            Class::Admin if !allow_admin => {
+            Class::Admin if !self.ctx.shared.config.load().allow_admin => {
                 self.metrics().command(spec_idx, Route::Refused);
                 self.metrics().error("admin_refused");
                 self.reply(admin_refusal(&args));
@@ -502,7 +506,7 @@ impl Session {
             inbox: self.inbox.clone(),
             seq,
             kind,
-            start: Instant::now(),
+            start: quanta::Instant::now(),
             route: route as u8,
             resend: None,
         }
@@ -568,8 +572,23 @@ impl Session {
     /// A usable master connection: pooled (`dedicated == false`) or lent to this client.
     /// While no master is usable the request waits (bounded queue, failover timeout).
     async fn master_conn(&mut self, dedicated: bool) -> Result<Rc<BackendConn>, String> {
+        if !dedicated {
+            if let Some(c) = &self.master_hint {
+                let same_client_state =
+                    c.key.db == self.db && c.key.resp3 == (self.proto == Protocol::Resp3);
+                if same_client_state && c.is_ready() && !self.topo_rx.has_changed().unwrap_or(true)
+                {
+                    return Ok(c.clone());
+                }
+            }
+            self.master_hint = None;
+        }
         let mut queued_at: Option<Instant> = None;
         let result = loop {
+            if !dedicated {
+                // Seen before the snapshot is read: a later change invalidates the hint.
+                self.topo_rx.borrow_and_update();
+            }
             let (problem, conn) = {
                 let snap = self.ctx.shared.topo.load();
                 match snap.usable_master() {
@@ -630,8 +649,10 @@ impl Session {
         if queued_at.is_some() {
             self.ctx.shared.queued.fetch_sub(1, Ordering::SeqCst);
         }
-        if result.is_err() {
-            self.metrics().error("no_master");
+        match &result {
+            Ok(c) if !dedicated => self.master_hint = Some(c.clone()),
+            Ok(_) => {}
+            Err(_) => self.metrics().error("no_master"),
         }
         result
     }
