@@ -35,7 +35,7 @@ FEW_RUNS=${FEW_RUNS:-3}
 RATE=${RATE:-2000}
 SCENARIOS=${SCENARIOS:-failover proxy-restart replica-churn partition}
 COMMON=(--rate "$RATE" --clients 8 --kill-after 2s --settle 2s
-        --down-after-ms 1000 --failover-timeout-ms 10000)
+        --down-after-ms 1000 --failover-timeout-ms 3000)
 
 echo "== fault scenarios, tandem vs redis-server + redis-sentinel + twemproxy ($(nproc) cores) =="
 for scenario in $SCENARIOS; do

@@ -63,6 +63,9 @@ pub struct NodeArgs {
     /// Seconds a diskless full sync waits for more replicas (Redis's default 5).
     #[arg(long = "repl-diskless-sync-delay")]
     pub repl_diskless_sync_delay: Option<u64>,
+    /// Connection threads (0: half the cores, at least one).
+    #[arg(long = "io-threads")]
+    pub io_threads: Option<usize>,
     #[arg(long)]
     pub maxmemory: Option<String>,
     #[arg(long = "maxmemory-policy")]
@@ -119,6 +122,9 @@ impl NodeArgs {
         }
         if let Some(v) = self.repl_diskless_sync_delay {
             c.repl_diskless_sync_delay = v;
+        }
+        if let Some(v) = self.io_threads {
+            c.io_threads = v;
         }
         if let Some(v) = &self.maxmemory {
             c.maxmemory =

@@ -55,6 +55,8 @@ pub struct NodeConfig {
     /// Seconds a diskless full sync waits for more replicas to arrive, so one transfer
     /// serves them all (0: start at once).
     pub repl_diskless_sync_delay: u64,
+    /// Connection threads (Redis's `io-threads`); 0: half the CPU cores, at least one.
+    pub io_threads: usize,
     /// Start the diskless transfer before the delay once this many replicas wait (0: off).
     pub repl_diskless_sync_max_replicas: u32,
     /// A master with no replicas frees its backlog after this many seconds (0: never).
@@ -117,6 +119,7 @@ impl Default for NodeConfig {
             repl_backlog_size: MemSize(1 << 20),
             repl_diskless_sync: true,
             repl_diskless_sync_delay: 5,
+            io_threads: 0,
             repl_diskless_sync_max_replicas: 0,
             repl_backlog_ttl: 3600,
             repl_timeout: 60,

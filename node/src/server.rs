@@ -16,6 +16,7 @@ use crate::clients::Clients;
 use crate::db::Keyspace;
 use crate::pubsub::PubSub;
 use crate::stats::Stats;
+pub use io_workers::count as io_thread_count;
 
 /// How long shutdown waits for sessions to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -266,7 +267,7 @@ mod tokio_util_tracker {
     }
 }
 
-/// Connection workers, thread-per-core: each OS thread runs its own single-threaded tokio
+/// Connection workers (`io-threads`): each OS thread runs its own single-threaded tokio
 /// runtime and owns the connections handed to it (round robin), as Redis's event loop owns
 /// its clients. No task migrates between threads, so a pipelined client never pays for
 /// cross-thread wake-ups; the keyspace shards are what the threads share.
@@ -281,23 +282,23 @@ mod io_workers {
         next: AtomicUsize,
     }
 
-    /// Number of connection threads: `TANDEM_THREADS`, else one per core.
-    fn count() -> usize {
-        std::env::var("TANDEM_THREADS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|n: &usize| *n > 0)
-            .unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(2)
-            })
+    /// Number of connection threads: `io-threads`, else half the cores (at least one). On a
+    /// 2-core machine shared with its clients, one thread served redis-benchmark's -P 16 load
+    /// 0-25% faster than two, which spent their time switching (benches/node_vs_redis.sh).
+    pub fn count(configured: usize) -> usize {
+        if configured > 0 {
+            return configured;
+        }
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        (cores / 2).max(1)
     }
 
     impl Workers {
         pub fn start(srv: Arc<Server>) -> std::io::Result<Workers> {
             let mut handles = Vec::new();
-            for i in 0..count() {
+            for i in 0..count(srv.config.load().io_threads) {
                 let (tx, rx) = std::sync::mpsc::channel();
                 let mut stop = srv.shutdown_signal();
                 std::thread::Builder::new()

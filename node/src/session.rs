@@ -1153,7 +1153,11 @@ impl Session {
             return After::Continue;
         }
         let mut acks = srv.repl.acks.subscribe();
-        srv.feed.append_meta(&[b"REPLCONF", b"GETACK", b"*"]);
+        // One GETACK after this client's write serves every WAIT for a write before it.
+        if srv.repl.getack_at.load(Ordering::Acquire) <= target {
+            let at = srv.feed.append_meta(&[b"REPLCONF", b"GETACK", b"*"]);
+            srv.repl.getack_at.fetch_max(at, Ordering::AcqRel);
+        }
         let deadline =
             (timeout > 0).then(|| tokio::time::Instant::now() + Duration::from_millis(timeout));
         self.client.blocked.store(true, Ordering::Relaxed);

@@ -42,9 +42,11 @@ pub enum Kind {
     Plain,
     /// Relay to the client; a write (read-your-writes bookkeeping).
     Write,
-    /// A write followed by `WAIT 1` (write concern `replicated`): hold the reply.
+    /// A write under write concern `replicated`: hold the reply until a `WAIT 1` after it.
     WriteHeld,
-    /// The `WAIT 1` after a held write: release the write's reply, or an error.
+    /// The `WAIT 1` a connection sends after its batch of held writes: releases all their
+    /// replies, or an error to each (one WAIT per batch, not per write: WAIT blocks the
+    /// shared connection while the replica confirms).
     WaitCheck,
     /// SELECT probe: relay, and record whether it succeeded.
     SelectProbe,
@@ -116,6 +118,11 @@ pub struct BackendConn {
     wake: Notify,
     /// A wake-up for new requests is already on its way (one per batch, not per request).
     wake_sent: Cell<bool>,
+    /// Held writes are queued: the next batch ends with `WAIT 1 <ms>` (route label).
+    wait_due: Cell<Option<(u64, u8)>>,
+    /// Replies of writes that succeeded on the master, waiting for the next WAIT's answer:
+    /// (client, request number, reply).
+    held: RefCell<Vec<(Rc<Inbox>, u64, Bytes)>>,
     /// Wakes clients waiting for the connect to finish.
     changed: Notify,
     closing: Cell<bool>,
@@ -135,6 +142,8 @@ impl BackendConn {
             inflight: RefCell::new(VecDeque::new()),
             wake: Notify::new(),
             wake_sent: Cell::new(false),
+            wait_due: Cell::new(None),
+            held: RefCell::new(Vec::new()),
             changed: Notify::new(),
             closing: Cell::new(false),
             dirty: Cell::new(false),
@@ -182,6 +191,13 @@ impl BackendConn {
         }
     }
 
+    /// Appends a held write (write concern `replicated`): its reply waits for the `WAIT 1`
+    /// that ends this batch (`ms`: its timeout).
+    pub fn send_held(&self, args: &[Bytes], pending: Pending, ms: u64) {
+        self.wait_due.set(Some((ms, pending.route)));
+        self.send(args, pending);
+    }
+
     /// Stops taking requests. A pooled connection finishes what it holds; a dedicated one
     /// is closed at once (a blocked BLPOP must not outlive its client).
     pub fn close(&self) {
@@ -191,33 +207,29 @@ impl BackendConn {
 
     fn fail_inflight(&self, reason: &str) {
         let pending: Vec<Pending> = self.inflight.borrow_mut().drain(..).collect();
+        let held: Vec<_> = self.held.borrow_mut().drain(..).collect();
         self.out.borrow_mut().clear();
-        if pending.is_empty() {
+        self.wait_due.set(None);
+        if pending.is_empty() && held.is_empty() {
             return;
         }
+        for (inbox, seq, _) in held {
+            inbox.complete(
+                seq,
+                format!("-ERR proxy: the write was applied on the master but the connection to {} was lost before any replica confirmed it ({reason})\r\n", self.key.addr).as_bytes(),
+            );
+        }
         let poll_seq = self.worker.shared.poll_sent.load(Ordering::SeqCst);
-        // A WAIT check whose write is failing too gets no second reply.
-        let mut write_failing = false;
         for p in pending {
             let msg = format!(
                 "-ERR proxy: lost the connection to backend {} before the reply ({reason}); the command may or may not have been applied\r\n",
                 self.key.addr
             );
             match p.kind {
-                Kind::Discard => {}
-                Kind::WaitCheck => {
-                    if !write_failing {
-                        p.inbox.complete(
-                            p.seq,
-                            format!("-ERR proxy: the write was applied on the master but the connection to {} was lost before any replica confirmed it ({reason})\r\n", self.key.addr).as_bytes(),
-                        );
-                    }
-                    write_failing = false;
-                }
+                Kind::Discard | Kind::WaitCheck => {}
                 Kind::Write | Kind::WriteHeld => {
                     p.inbox.write_done(poll_seq);
                     p.inbox.complete(p.seq, msg.as_bytes());
-                    write_failing = p.kind == Kind::WriteHeld;
                 }
                 Kind::Plain if p.resend.is_some() => self.resend_to_master(p, msg),
                 Kind::Plain | Kind::SelectProbe => p.inbox.complete(p.seq, msg.as_bytes()),
@@ -389,12 +401,27 @@ async fn io_loop(
 ) -> Result<(), String> {
     let mut inbuf = BytesMut::with_capacity(16 * 1024);
     let mut scanner = Scanner::default();
-    let mut held: Option<Bytes> = None;
     let mut check = tokio::time::interval(TIMEOUT_CHECK);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        // Write what is queued (requests queued from now on send a new wake-up).
+        // Write what is queued (requests queued from now on send a new wake-up), ending
+        // with one WAIT for the batch's held writes.
         conn.wake_sent.set(false);
+        if let Some((ms, route)) = conn.wait_due.take() {
+            let ms = ms.to_string();
+            encode_command(
+                &[b"WAIT".as_slice(), b"1", ms.as_bytes()],
+                &mut conn.out.borrow_mut(),
+            );
+            conn.inflight.borrow_mut().push_back(Pending {
+                inbox: conn.worker.wait_inbox.clone(),
+                seq: 0,
+                kind: Kind::WaitCheck,
+                start: quanta::Instant::now(),
+                route,
+                resend: None,
+            });
+        }
         {
             let mut out = conn.out.borrow_mut();
             while !out.is_empty() {
@@ -424,7 +451,7 @@ async fn io_loop(
                         let room = inbuf.capacity() - inbuf.len();
                         match tandem_protocol::io::try_read_drained(&stream, &mut inbuf) {
                             Ok(0) => {
-                                deliver(conn, &mut inbuf, &mut scanner, &mut held)?;
+                                deliver(conn, &mut inbuf, &mut scanner)?;
                                 return Err("closed by the backend".into());
                             }
                             // A short read drained the socket: no read that would block.
@@ -434,7 +461,7 @@ async fn io_loop(
                             Err(e) => return Err(format!("read failed: {e}")),
                         }
                     }
-                    deliver(conn, &mut inbuf, &mut scanner, &mut held)?;
+                    deliver(conn, &mut inbuf, &mut scanner)?;
                 }
             }
             _ = conn.wake.notified() => {
@@ -457,12 +484,7 @@ async fn io_loop(
 }
 
 /// Hands every complete reply in `inbuf` to its client.
-fn deliver(
-    conn: &BackendConn,
-    inbuf: &mut BytesMut,
-    scanner: &mut Scanner,
-    held: &mut Option<Bytes>,
-) -> Result<(), String> {
+fn deliver(conn: &BackendConn, inbuf: &mut BytesMut, scanner: &mut Scanner) -> Result<(), String> {
     if inbuf.is_empty() {
         return Ok(());
     }
@@ -492,21 +514,24 @@ fn deliver(
                 p.inbox.write_done(poll_seq);
                 if reply.first() == Some(&b'-') {
                     p.inbox.complete(p.seq, reply);
-                    *held = None;
                 } else {
-                    *held = Some(Bytes::copy_from_slice(reply));
+                    let reply = Bytes::copy_from_slice(reply);
+                    conn.held.borrow_mut().push((p.inbox.clone(), p.seq, reply));
                 }
             }
             Kind::WaitCheck => {
-                if let Some(w) = held.take() {
-                    let acked = reply.first() == Some(&b':')
-                        && reply.get(1).is_some_and(|c| (b'1'..=b'9').contains(c));
+                let acked = reply.first() == Some(&b':')
+                    && reply.get(1).is_some_and(|c| (b'1'..=b'9').contains(c));
+                let held: Vec<_> = conn.held.borrow_mut().drain(..).collect();
+                if !acked && !held.is_empty() {
+                    conn.worker.metrics.error("not_replicated");
+                }
+                for (inbox, seq, w) in held {
                     if acked {
-                        p.inbox.complete(p.seq, &w);
+                        inbox.complete(seq, &w);
                     } else {
-                        conn.worker.metrics.error("not_replicated");
-                        p.inbox.complete(
-                            p.seq,
+                        inbox.complete(
+                            seq,
                             b"-NOREPLICAS proxy: the write was applied on the master but no replica acknowledged it in time\r\n",
                         );
                     }
@@ -528,6 +553,8 @@ pub struct WorkerCtx {
     pub metrics: WorkerMetrics,
     pools: RefCell<PoolMap>,
     idle: RefCell<PoolMap>,
+    /// Owner of the connections' own WAITs (their replies go to held writes, not here).
+    wait_inbox: Rc<Inbox>,
 }
 
 impl WorkerCtx {
@@ -537,6 +564,7 @@ impl WorkerCtx {
             metrics: WorkerMetrics::default(),
             pools: RefCell::new(PoolMap::default()),
             idle: RefCell::new(PoolMap::default()),
+            wait_inbox: Inbox::new(),
         })
     }
 

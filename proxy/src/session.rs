@@ -59,7 +59,7 @@ struct InboxState {
 }
 
 impl Inbox {
-    fn new() -> Rc<Inbox> {
+    pub(crate) fn new() -> Rc<Inbox> {
         Rc::new(Inbox {
             st: RefCell::new(InboxState {
                 out: BytesMut::with_capacity(16 * 1024),
@@ -542,19 +542,13 @@ impl Session {
         self.write_on(&c, args, concern, Route::Pinned);
     }
 
-    /// Sends a write (plus `WAIT 1` under the `replicated` write concern) on `c`.
+    /// Sends a write on `c` (held for the batch's `WAIT 1` under write concern `replicated`).
     fn write_on(&self, c: &Rc<BackendConn>, args: &[Bytes], concern: bool, route: Route) {
         let seq = self.inbox.alloc();
         self.inbox.write_sent();
         if concern {
-            c.send(args, self.pending(seq, Kind::WriteHeld, route));
             let ms = (self.ctx.shared.config.load().command_timeout_ms / 2).max(1);
-            let wait = [
-                Bytes::from_static(b"WAIT"),
-                Bytes::from_static(b"1"),
-                Bytes::from(ms.to_string()),
-            ];
-            c.send(&wait, self.pending(seq, Kind::WaitCheck, route));
+            c.send_held(args, self.pending(seq, Kind::WriteHeld, route), ms);
         } else {
             c.send(args, self.pending(seq, Kind::Write, route));
         }

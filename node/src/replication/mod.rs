@@ -84,6 +84,10 @@ pub struct Replication {
     guards: AtomicBool,
     /// Bumped on every REPLCONF ACK (wakes WAIT).
     pub acks: watch::Sender<u64>,
+    /// Stream offset just past the last `REPLCONF GETACK *` that WAIT appended: a WAIT whose
+    /// write lies before it needs no GETACK of its own (Redis sends one per event-loop turn
+    /// for all waiting clients).
+    pub getack_at: std::sync::atomic::AtomicU64,
     /// Bumped to make every replica sender drop its link (promotion, new history).
     pub drop_replicas: watch::Sender<u64>,
     /// The runtime replication tasks run on (the node's main runtime).
@@ -117,6 +121,7 @@ impl Replication {
             good_replicas: AtomicU64::new(0),
             guards: AtomicBool::new(false),
             acks: watch::channel(0).0,
+            getack_at: std::sync::atomic::AtomicU64::new(0),
             drop_replicas: watch::channel(0).0,
             runtime: OnceLock::new(),
             save_point: Mutex::new((NO_REPLID.to_string(), 0, 0)),

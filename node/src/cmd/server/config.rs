@@ -109,6 +109,12 @@ static PARAMS: &[Param] = &[
         }),
     },
     Param {
+        name: "io-threads",
+        aliases: &[],
+        get: |c| crate::server::io_thread_count(c.io_threads).to_string(),
+        set: None,
+    },
+    Param {
         name: "databases",
         aliases: &[],
         get: |c| c.databases.to_string(),
@@ -739,12 +745,6 @@ static EXTRAS: &[Extra] = &[
         aliases: &[],
         kind: Kind::Immutable,
         default: "no",
-    },
-    Extra {
-        name: "io-threads",
-        aliases: &[],
-        kind: Kind::Immutable,
-        default: "1",
     },
     Extra {
         name: "cluster-enabled",
