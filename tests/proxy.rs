@@ -9,7 +9,7 @@ mod common;
 
 use common::*;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -110,64 +110,6 @@ fn sighup(p: &Proc) {
         .status()
         .expect("kill");
     assert!(st.success());
-}
-
-/// A TCP relay in front of a master for a replica's replication link: it can hold the
-/// master-to-replica direction (the replica stops advancing) or delay every chunk.
-struct Relay {
-    port: u16,
-    hold: Arc<AtomicBool>,
-    delay_ms: Arc<AtomicU64>,
-}
-
-impl Relay {
-    fn start(target: u16) -> Relay {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        let hold = Arc::new(AtomicBool::new(false));
-        let delay_ms = Arc::new(AtomicU64::new(0));
-        let (h, d) = (hold.clone(), delay_ms.clone());
-        std::thread::spawn(move || {
-            for conn in l.incoming() {
-                let Ok(down) = conn else { return };
-                let Ok(up) = TcpStream::connect(("127.0.0.1", target)) else {
-                    continue;
-                };
-                let (mut up_r, mut down_w) = (up.try_clone().unwrap(), down.try_clone().unwrap());
-                let (mut down_r, mut up_w) = (down, up);
-                // replica -> master: as is.
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut down_r, &mut up_w);
-                });
-                // master -> replica: held or delayed.
-                let (h, d) = (h.clone(), d.clone());
-                std::thread::spawn(move || {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    loop {
-                        let n = match up_r.read(&mut buf) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => n,
-                        };
-                        let ms = d.load(Ordering::Relaxed);
-                        if ms > 0 {
-                            std::thread::sleep(Duration::from_millis(ms));
-                        }
-                        while h.load(Ordering::Relaxed) {
-                            std::thread::sleep(Duration::from_millis(5));
-                        }
-                        if down_w.write_all(&buf[..n]).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        Relay {
-            port,
-            hold,
-            delay_ms,
-        }
-    }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -296,7 +238,7 @@ fn lagging_replica_stops_getting_reads(kind: Backend) {
         calls(slow.port, "get") > before
     }));
     // Hold the slow replica's link while writes continue: its lag grows past 300 ms.
-    relay.hold.store(true, Ordering::SeqCst);
+    relay.hold_back(true);
     let writer_stop = Arc::new(AtomicBool::new(false));
     let ws = writer_stop.clone();
     let mport = m.port;
@@ -329,7 +271,7 @@ fn lagging_replica_stops_getting_reads(kind: Backend) {
         "the fresh replica serves them all"
     );
     // Released, it catches up and gets reads again.
-    relay.hold.store(false, Ordering::SeqCst);
+    relay.hold_back(false);
     assert!(
         eventually(Duration::from_secs(10), || {
             let before = calls(slow.port, "get");
@@ -367,8 +309,8 @@ fn read_your_writes_under_load(kind: Backend) {
     wait_synced(r2.port);
     // Slow replication links: every chunk arrives 40 ms late. The lag limit is generous so
     // the replicas stay "fit": only read-your-writes protects these clients.
-    relay1.delay_ms.store(40, Ordering::SeqCst);
-    relay2.delay_ms.store(40, Ordering::SeqCst);
+    relay1.delay_back(40);
+    relay2.delay_back(40);
     let proxy = Proc::proxy(&[
         "--master",
         &m.addr(),

@@ -514,7 +514,7 @@ pub fn require_tool(name: &str) -> PathBuf {
 // ---------------------------------------------------------------------------------------------
 // A TCP relay a test puts between two processes to cut or stall their link.
 
-use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 
 /// Forwards every connection made to `port` on to `target`; the test can cut the current
@@ -528,6 +528,10 @@ struct RelayState {
     stop: AtomicBool,
     stalled: AtomicBool,
     refuse: AtomicBool,
+    /// Target-to-client direction only: held (the client stops advancing, its own bytes
+    /// still flow) and a delay before each chunk.
+    held_back: AtomicBool,
+    delay_back_ms: AtomicU64,
     conns: Mutex<Vec<TcpStream>>,
 }
 
@@ -540,6 +544,8 @@ impl Relay {
             stop: AtomicBool::new(false),
             stalled: AtomicBool::new(false),
             refuse: AtomicBool::new(false),
+            held_back: AtomicBool::new(false),
+            delay_back_ms: AtomicU64::new(0),
             conns: Mutex::new(Vec::new()),
         });
         let st = state.clone();
@@ -562,12 +568,16 @@ impl Relay {
                             c.push(a.try_clone().expect("clone"));
                             c.push(b.try_clone().expect("clone"));
                         }
-                        for (from, to) in [
-                            (a.try_clone().expect("clone"), b.try_clone().expect("clone")),
-                            (b, a),
+                        for (from, to, back) in [
+                            (
+                                a.try_clone().expect("clone"),
+                                b.try_clone().expect("clone"),
+                                false,
+                            ),
+                            (b, a, true),
                         ] {
                             let st = st.clone();
-                            std::thread::spawn(move || pump(from, to, &st));
+                            std::thread::spawn(move || pump(from, to, back, &st));
                         }
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
@@ -589,20 +599,41 @@ impl Relay {
         self.state.stalled.store(on, AtomicOrdering::Relaxed);
     }
 
+    /// Holds (true) or releases (false) the target-to-client direction only: a replica
+    /// behind the relay stops advancing while its ACKs still reach the master.
+    pub fn hold_back(&self, on: bool) {
+        self.state.held_back.store(on, AtomicOrdering::Relaxed);
+    }
+
+    /// Delays every target-to-client chunk by `ms` (0: none).
+    pub fn delay_back(&self, ms: u64) {
+        self.state.delay_back_ms.store(ms, AtomicOrdering::Relaxed);
+    }
+
     /// Refuses (true) new connections: they are accepted and closed at once.
     pub fn refuse(&self, on: bool) {
         self.state.refuse.store(on, AtomicOrdering::Relaxed);
     }
 }
 
-fn pump(mut from: TcpStream, mut to: TcpStream, st: &RelayState) {
+fn pump(mut from: TcpStream, mut to: TcpStream, back: bool, st: &RelayState) {
     let mut buf = [0u8; 16 * 1024];
     loop {
         let n = match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        while st.stalled.load(AtomicOrdering::Relaxed) && !st.stop.load(AtomicOrdering::Relaxed) {
+        if back {
+            let ms = st.delay_back_ms.load(AtomicOrdering::Relaxed);
+            if ms > 0 {
+                std::thread::sleep(Duration::from_millis(ms));
+            }
+        }
+        let held = || {
+            st.stalled.load(AtomicOrdering::Relaxed)
+                || (back && st.held_back.load(AtomicOrdering::Relaxed))
+        };
+        while held() && !st.stop.load(AtomicOrdering::Relaxed) {
             std::thread::sleep(Duration::from_millis(5));
         }
         if to.write_all(&buf[..n]).is_err() {
