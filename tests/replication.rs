@@ -1283,3 +1283,65 @@ fn failover_waits_aborts_and_forces() {
     relay.stall(false);
     assert_converge(&r, &m, 1);
 }
+
+/// Lazy expiry on the master propagates each expired key as its own `DEL`, never inside a
+/// `MULTI` (Redis 7.0), and SCAN deletes the expired keys it walks over (and propagates them).
+#[test]
+fn lazy_expiry_dels_are_propagated_unwrapped_and_scan_deletes_expired_keys() {
+    let m = Proc::node(&["--repl-diskless-sync-delay", "0"]);
+    let mut c = m.conn();
+    // No active expiry: only lookups may find the keys expired.
+    let _: () = q(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    let mut r = RawReplica::connect(m.port, true);
+    r.send(&["PSYNC", "?", "-1"]);
+    assert!(r.line().starts_with("+FULLRESYNC "));
+    let _ = r.payload();
+    r.send(&["REPLCONF", "ACK", "0"]);
+    for k in ["foo1", "foo2", "foo3"] {
+        let _: () = q(&mut c, &["SET", k, "v", "PX", "1"]);
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    // RANDOMKEY meets the expired keys and deletes them all in one command.
+    let _: Option<String> = q(&mut c, &["RANDOMKEY"]);
+    assert_eq!(q::<i64>(&mut c, &["DBSIZE"]), 0);
+    let _: () = q(&mut c, &["SET", "marker", "1"]);
+    r.stream_contains("marker");
+    let text = String::from_utf8_lossy(&r.buf).to_ascii_lowercase();
+    for k in ["foo1", "foo2", "foo3"] {
+        assert!(
+            text.contains(&format!("$3\r\ndel\r\n$4\r\n{k}\r\n")),
+            "no DEL of {k}: {text:?}"
+        );
+    }
+    assert!(
+        !text.contains("multi"),
+        "lazy expiry wrapped in MULTI: {text:?}"
+    );
+    // SCAN deletes the expired keys it walks over, and propagates each DEL.
+    for k in ["scan1", "scan2", "scan3"] {
+        let _: () = q(&mut c, &["SET", k, "v", "PX", "1"]);
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(
+        q::<i64>(&mut c, &["DBSIZE"]),
+        4,
+        "expired keys still count before SCAN"
+    );
+    let (_, keys): (String, Vec<String>) = q(&mut c, &["SCAN", "0", "COUNT", "1000"]);
+    assert_eq!(keys, ["marker"]);
+    assert_eq!(
+        q::<i64>(&mut c, &["DBSIZE"]),
+        1,
+        "expired keys left after SCAN"
+    );
+    let _: () = q(&mut c, &["SET", "marker2", "1"]);
+    r.stream_contains("marker2");
+    let text = String::from_utf8_lossy(&r.buf).to_ascii_lowercase();
+    for k in ["scan1", "scan2", "scan3"] {
+        assert!(
+            text.contains(&format!("$3\r\ndel\r\n$5\r\n{k}\r\n")),
+            "no DEL of {k}: {text:?}"
+        );
+    }
+    assert!(!text.contains("multi"), "{text:?}");
+}

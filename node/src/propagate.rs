@@ -154,6 +154,21 @@ impl Feed {
         self.write(&mut st, &out, aof)
     }
 
+    /// Appends what one command propagated ([`collect`]): the first `expired` effects, the
+    /// `DEL`s of keys it found expired, each on its own (Redis 7.0 never wraps lazy expiry
+    /// in the command's `MULTI`), then the command's own effects (wrapped when several).
+    pub fn append_command(&self, effects: &[Effect], expired: usize) -> u64 {
+        let (dels, own) = effects.split_at(expired.min(effects.len()));
+        let mut offset = self.offset();
+        for d in dels {
+            offset = self.append(std::slice::from_ref(d));
+        }
+        if !own.is_empty() {
+            offset = self.append(own);
+        }
+        offset
+    }
+
     /// Appends bytes that are already stream-encoded: on a replica, the master's stream
     /// relayed verbatim to sub-replicas and the AOF (the caller tracks SELECT itself, so
     /// `db` is the database the master's stream is in after these bytes).
@@ -241,14 +256,16 @@ pub fn is_repl_only(args: &[Bytes]) -> bool {
 
 /// Collects what one executed command propagates, in order: the `DEL`s of keys it found
 /// expired, then its rewrites (`SET ... PXAT`, `PEXPIREAT`, ...) if it made any, else the
-/// command itself when it changed something. `db` is the database it started in.
+/// command itself when it changed something. `db` is the database it started in. Returns
+/// how many of the collected effects are expired-key `DEL`s (they come first).
 pub fn collect(
     ctx: &mut crate::cmd::Ctx,
     db: usize,
     args: &[Bytes],
     changed: bool,
     out: &mut Vec<Effect>,
-) {
+) -> usize {
+    let expired = ctx.expired_dels.len();
     for (d, key) in ctx.expired_dels.drain(..) {
         out.push((d, vec![Bytes::from_static(b"DEL"), key]));
     }
@@ -257,6 +274,7 @@ pub fn collect(
     } else if changed {
         out.push((db, args.to_vec()));
     }
+    expired
 }
 
 /// The effect of deleting an expired or evicted key (Redis propagates a `DEL`).

@@ -626,10 +626,10 @@ impl Session {
         if srv.feed.is_active() {
             let mut effects = Vec::new();
             let changed = ctx.dirty > 0;
-            crate::propagate::collect(&mut ctx, self.db, args, changed, &mut effects);
+            let expired = crate::propagate::collect(&mut ctx, self.db, args, changed, &mut effects);
             if !effects.is_empty() {
                 // Still under the keys' locks: the stream keeps execution order.
-                self.woff = srv.feed.append(&effects);
+                self.woff = srv.feed.append_command(&effects, expired);
                 self.aof_mark = srv.feed.aof_tail();
             }
         }
@@ -1006,9 +1006,10 @@ impl Session {
                 let served = cmd::list::try_blocking(&mut ctx, spec.cmd, &args);
                 if srv.feed.is_active() {
                     let mut effects = Vec::new();
-                    crate::propagate::collect(&mut ctx, self.db, &args, false, &mut effects);
+                    let expired =
+                        crate::propagate::collect(&mut ctx, self.db, &args, false, &mut effects);
                     if !effects.is_empty() {
-                        self.woff = srv.feed.append(&effects);
+                        self.woff = srv.feed.append_command(&effects, expired);
                         self.aof_mark = srv.feed.aof_tail();
                     }
                 }

@@ -202,6 +202,8 @@ pub fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut pos = cursor & SCAN_POS_MASK;
     let mut visited = 0i64;
     let mut out = Vec::new();
+    // Expired keys met on the way are deleted after the walk (as Redis 7.0's SCAN does).
+    let mut expired: Vec<Vec<u8>> = Vec::new();
     let shards = ctx.shards_mut();
     while shard < SHARDS && visited < count {
         let map = &shards[shard].dbs[db].map;
@@ -215,6 +217,7 @@ pub fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 continue;
             };
             if e.is_expired(now) {
+                expired.push(k.as_slice().to_vec());
                 continue;
             }
             if let Some(t) = typ {
@@ -235,6 +238,10 @@ pub fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         } else {
             pos = next;
         }
+    }
+    for k in expired {
+        // Deletes it on a master (and propagates the DEL); a replica only skips it.
+        ctx.lookup_in(db, &k);
     }
     let next_cursor = if shard >= SHARDS {
         0
