@@ -14,3 +14,18 @@ pub use node::{AppendFsync, MaxmemoryPolicy, NodeConfig, ReplicaOf};
 pub use proxy::{ProxyConfig, ReadPolicy, WriteConcern};
 pub use sentinel::{MonitorConfig, SentinelConfig};
 pub use units::MemSize;
+
+/// The thread count that `0` stands for in `io-threads` (node) and `threads` (proxy): half
+/// the CPU cores, at least one. Both serve sockets, mostly in system calls and wake-ups, and
+/// share their host with clients or other nodes (`tandem up` runs everything on one machine):
+/// on 2 cores one thread served more than two, which spent their time switching
+/// (benches/node_vs_redis.sh, benches/proxy_vs_twemproxy.sh).
+pub fn threads_or_default(configured: usize) -> usize {
+    if configured > 0 {
+        return configured;
+    }
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    (cores / 2).max(1)
+}

@@ -1,5 +1,5 @@
-//! The node's periodic work (Redis's `serverCron`): active expiry `hz` times a second and
-//! closing clients idle longer than `timeout`.
+//! The node's periodic work (Redis's `serverCron`): active expiry `hz` times a second,
+//! closing clients idle longer than `timeout`, and returning freed memory to the OS once a second.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -22,11 +22,9 @@ pub async fn run(srv: Arc<Server>) {
         {
             crate::db::expiry::cycle(&srv);
         }
-        if last_idle_check.elapsed() >= crate::alloc::RELEASE_INTERVAL {
-            crate::alloc::release_free_memory();
-        }
         if last_idle_check.elapsed() >= Duration::from_secs(1) {
             last_idle_check = std::time::Instant::now();
+            crate::alloc::release_free_memory();
             let timeout = srv.config.load().timeout;
             if timeout > 0 {
                 for c in srv.clients.all() {

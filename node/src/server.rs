@@ -16,7 +16,6 @@ use crate::clients::Clients;
 use crate::db::Keyspace;
 use crate::pubsub::PubSub;
 use crate::stats::Stats;
-pub use io_workers::count as io_thread_count;
 
 /// How long shutdown waits for sessions to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -282,23 +281,10 @@ mod io_workers {
         next: AtomicUsize,
     }
 
-    /// Number of connection threads: `io-threads`, else half the cores (at least one). On a
-    /// 2-core machine shared with its clients, one thread served redis-benchmark's -P 16 load
-    /// 0-25% faster than two, which spent their time switching (benches/node_vs_redis.sh).
-    pub fn count(configured: usize) -> usize {
-        if configured > 0 {
-            return configured;
-        }
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
-        (cores / 2).max(1)
-    }
-
     impl Workers {
         pub fn start(srv: Arc<Server>) -> std::io::Result<Workers> {
             let mut handles = Vec::new();
-            for i in 0..count(srv.config.load().io_threads) {
+            for i in 0..tandem_config::threads_or_default(srv.config.load().io_threads) {
                 let (tx, rx) = std::sync::mpsc::channel();
                 let mut stop = srv.shutdown_signal();
                 std::thread::Builder::new()

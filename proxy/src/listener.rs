@@ -22,25 +22,10 @@ const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// How often workers drop pools of backends that left the topology (in flushes).
 const PRUNE_EVERY_FLUSHES: u64 = 5;
 
-/// Worker threads for `threads = 0`: half the cores, at least one. The proxy's work is mostly
-/// system calls and wake-ups, and it shares its host with clients or nodes (`tandem up` runs
-/// everything on one machine): measured on 2 cores, one worker relayed ~25% more unpipelined
-/// requests than two, which spent their time switching (benches/proxy_vs_twemproxy.sh).
-pub fn default_threads(cores: usize) -> usize {
-    (cores / 2).max(1)
-}
-
 /// Runs the proxy until SIGINT/SIGTERM. `reload` re-reads the configuration on SIGHUP.
 pub fn run(config: ProxyConfig, reload: Option<Reloader>) -> Result<(), String> {
     validate(&config)?;
-    let threads = match config.threads {
-        0 => default_threads(
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
-        ),
-        n => n,
-    };
+    let threads = tandem_config::threads_or_default(config.threads);
     let shared = Shared::new(config.clone());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

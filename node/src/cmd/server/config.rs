@@ -111,7 +111,7 @@ static PARAMS: &[Param] = &[
     Param {
         name: "io-threads",
         aliases: &[],
-        get: |c| crate::server::io_thread_count(c.io_threads).to_string(),
+        get: |c| tandem_config::threads_or_default(c.io_threads).to_string(),
         set: None,
     },
     Param {
