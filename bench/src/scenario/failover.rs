@@ -41,10 +41,7 @@ pub struct Options {
 
 impl Options {
     pub fn from_args(a: &BenchArgs) -> Result<Options> {
-        let rate = a.rate.unwrap_or(1000.0);
-        if !(rate.is_finite() && rate > 0.0) {
-            bail!("--rate: must be a positive number of writes per second");
-        }
+        let rate = super::rate(a, 1000.0, "writes")?;
         if a.runs == 0 {
             bail!("--runs: must be at least 1");
         }

@@ -60,6 +60,60 @@ pub fn run(scenario: Scenario, args: &crate::BenchArgs) -> std::process::ExitCod
     }
 }
 
+/// `--rate`, or `default`: a positive number of `unit` per second.
+pub fn rate(a: &crate::BenchArgs, default: f64, unit: &str) -> Result<f64> {
+    let rate = a.rate.unwrap_or(default);
+    if !(rate.is_finite() && rate > 0.0) {
+        bail!("--rate: must be a positive number of {unit} per second");
+    }
+    Ok(rate)
+}
+
+/// Flags of a scenario that kills and restarts part of its own deployment in cycles under
+/// load (`proxy-restart`, `replica-churn`), checked.
+#[derive(Debug, Clone)]
+pub struct CycleOptions {
+    pub clients: usize,
+    pub rate: f64,
+    pub runs: usize,
+    pub cycles: usize,
+    pub kill_after: Duration,
+    pub settle: Duration,
+    pub deploy: DeployOptions,
+}
+
+impl CycleOptions {
+    /// `unit`: what `--rate` counts; `restarts`: why the scenario refuses `--sentinel`
+    /// ("proxy-restart restarts the proxy itself"); `restartable_proxy`: see [`DeployOptions`].
+    pub fn new(
+        a: &crate::BenchArgs,
+        default_rate: f64,
+        unit: &str,
+        restarts: &str,
+        restartable_proxy: bool,
+    ) -> Result<CycleOptions> {
+        let rate = rate(a, default_rate, unit)?;
+        if a.runs == 0 || a.cycles == 0 || a.clients == 0 {
+            bail!("--runs, --cycles and --clients must be at least 1");
+        }
+        if !a.sentinels.is_empty() {
+            bail!("--sentinel: {restarts}, so it needs its own deployment (drop --sentinel)");
+        }
+        Ok(CycleOptions {
+            clients: a.clients.min(64),
+            rate,
+            runs: a.runs,
+            cycles: a.cycles,
+            kill_after: a.kill_after,
+            settle: a.settle,
+            deploy: DeployOptions {
+                restartable_proxy,
+                ..DeployOptions::from_args(a)?
+            },
+        })
+    }
+}
+
 /// Runs a scenario `runs` times on one runtime, printing `line` of each result on stderr
 /// (unless `--json`). The results, or exit code 1 after the first run that failed.
 pub fn run_all<R, Fut>(

@@ -9,7 +9,7 @@
 //! of its own beside `tandem up`'s; Redis: twemproxy, restarted with its YAML), and restarts
 //! it through [`super::Deployment::restart_proxy`].
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,49 +19,23 @@ use tandem_protocol::client::Client;
 use tandem_protocol::Reply;
 
 use super::{
-    count_missing, master_addr, render_table, reply_error_kind, request, summary_json,
-    DeployOptions, Deployment, Metric,
+    count_missing, master_addr, render_table, reply_error_kind, request, summary_json, Deployment,
+    Metric,
 };
 use crate::BenchArgs;
 
 /// Flags of one invocation, checked.
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub clients: usize,
-    pub rate: f64,
-    pub runs: usize,
-    pub cycles: usize,
-    pub kill_after: Duration,
-    pub settle: Duration,
-    pub deploy: DeployOptions,
-}
+pub type Options = super::CycleOptions;
 
-impl Options {
-    pub fn from_args(a: &BenchArgs) -> Result<Options> {
-        let rate = a.rate.unwrap_or(1000.0);
-        if !(rate.is_finite() && rate > 0.0) {
-            bail!("--rate: must be a positive number of writes per second");
-        }
-        if a.runs == 0 || a.cycles == 0 || a.clients == 0 {
-            bail!("--runs, --cycles and --clients must be at least 1");
-        }
-        if !a.sentinels.is_empty() {
-            bail!("--sentinel: proxy-restart restarts the proxy itself, so it needs its own deployment (drop --sentinel)");
-        }
-        let deploy = DeployOptions {
-            restartable_proxy: true,
-            ..DeployOptions::from_args(a)?
-        };
-        Ok(Options {
-            clients: a.clients.min(64),
-            rate,
-            runs: a.runs,
-            cycles: a.cycles,
-            kill_after: a.kill_after,
-            settle: a.settle,
-            deploy,
-        })
-    }
+/// Checks the flags of one invocation.
+pub fn options(a: &BenchArgs) -> Result<Options> {
+    super::CycleOptions::new(
+        a,
+        1000.0,
+        "writes",
+        "proxy-restart restarts the proxy itself",
+        true,
+    )
 }
 
 /// What one run measured.
@@ -82,7 +56,7 @@ pub struct RunResult {
 }
 
 pub fn main(args: &BenchArgs) -> ExitCode {
-    let opts = match Options::from_args(args) {
+    let opts = match options(args) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("tandem bench: {e}");

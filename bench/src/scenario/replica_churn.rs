@@ -10,7 +10,7 @@
 //! [`super::Deployment::restart_replica`]; the restarted replicas join its process group so
 //! they die with it. Twemproxy (`--stack redis`) reads from the master only.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,8 +20,8 @@ use tandem_protocol::client::Client;
 use tandem_protocol::Reply;
 
 use super::{
-    call, master_addr, render_table, reply_error_kind, request, summary_json, text, DeployOptions,
-    Deployment, Metric,
+    call, master_addr, render_table, reply_error_kind, request, summary_json, text, Deployment,
+    Metric,
 };
 use crate::BenchArgs;
 
@@ -31,39 +31,17 @@ const KEYS_PER_CLIENT: u64 = 8;
 const WRITE_EVERY: u64 = 10;
 
 /// Flags of one invocation, checked.
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub clients: usize,
-    pub rate: f64,
-    pub runs: usize,
-    pub cycles: usize,
-    pub kill_after: Duration,
-    pub settle: Duration,
-    pub deploy: DeployOptions,
-}
+pub type Options = super::CycleOptions;
 
-impl Options {
-    pub fn from_args(a: &BenchArgs) -> Result<Options> {
-        let rate = a.rate.unwrap_or(2000.0);
-        if !(rate.is_finite() && rate > 0.0) {
-            bail!("--rate: must be a positive number of operations per second");
-        }
-        if a.runs == 0 || a.cycles == 0 || a.clients == 0 {
-            bail!("--runs, --cycles and --clients must be at least 1");
-        }
-        if !a.sentinels.is_empty() {
-            bail!("--sentinel: replica-churn restarts replicas itself, so it needs its own deployment (drop --sentinel)");
-        }
-        Ok(Options {
-            clients: a.clients.min(64),
-            rate,
-            runs: a.runs,
-            cycles: a.cycles,
-            kill_after: a.kill_after,
-            settle: a.settle,
-            deploy: DeployOptions::from_args(a)?,
-        })
-    }
+/// Checks the flags of one invocation.
+pub fn options(a: &BenchArgs) -> Result<Options> {
+    super::CycleOptions::new(
+        a,
+        2000.0,
+        "operations",
+        "replica-churn restarts replicas itself",
+        false,
+    )
 }
 
 /// What one run measured.
@@ -87,7 +65,7 @@ pub struct RunResult {
 }
 
 pub fn main(args: &BenchArgs) -> ExitCode {
-    let opts = match Options::from_args(args) {
+    let opts = match options(args) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("tandem bench: {e}");
