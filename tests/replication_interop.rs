@@ -22,52 +22,31 @@ fn redis_server_replicates_from_a_tandem_master() {
             .arg(diskless)
             .query(&mut c)
             .unwrap();
-        write_load(&mut c, 1, 600);
-        let relay = Relay::start(m.port);
-        let r = Proc::redis_server(&["--replicaof", "127.0.0.1", &relay.port.to_string()]);
-        wait_link_up(&r);
-        assert_converge(&m, &r, 2);
-        write_load(&mut c, 2, 600);
-        assert_converge(&m, &r, 2);
-        relay.cut();
-        write_load(&mut c, 3, 300);
-        wait_link_up(&r);
-        assert_converge(&m, &r, 2);
-        assert_eq!(info_u64(&mut c, "stats", "sync_full"), 1);
-        assert!(info_u64(&mut c, "stats", "sync_partial_ok") >= 1);
-        let mut rc = r.conn();
-        assert_eq!(
-            info_field(&mut rc, "replication", "master_replid"),
-            info_field(&mut c, "replication", "master_replid")
-        );
-        let off = info_u64(&mut c, "replication", "master_repl_offset");
-        assert!(eventually(T, || info_u64(
-            &mut rc,
-            "replication",
-            "slave_repl_offset"
-        ) >= off));
         // WAIT counts the redis replica's ACKs.
-        let _: () = redis::cmd("SET").arg("w").arg("1").query(&mut c).unwrap();
-        let n: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut c).unwrap();
-        assert_eq!(n, 1);
+        let _linked = sync_cut_and_resync(&m, 1, |port| {
+            Proc::redis_server(&["--replicaof", "127.0.0.1", &port.to_string()])
+        });
     }
 }
 
-#[test]
-fn tandem_replicates_from_a_redis_master() {
-    let m = Proc::redis_server(&["--repl-diskless-sync-delay", "0"]);
+/// The interop run shared by both directions: a mixed write load (seeds `seed`..`seed + 2`)
+/// on master `m`, a replica started by `replica` behind a test-side relay (given the relay's
+/// port) through a full sync, live propagation, a link cut and a partial resync, equal
+/// keyspaces after each step; the replica ends at the master's replid and offset and WAIT
+/// on the master counts its ACK. Returns the replica and its relay (still linked).
+fn sync_cut_and_resync(m: &Proc, seed: u64, replica: impl FnOnce(u16) -> Proc) -> (Proc, Relay) {
     let mut c = m.conn();
-    write_load(&mut c, 4, 600);
+    write_load(&mut c, seed, 600);
     let relay = Relay::start(m.port);
-    let r = Proc::node(&["--replicaof", "127.0.0.1", &relay.port.to_string()]);
+    let r = replica(relay.port);
     wait_link_up(&r);
-    assert_converge(&m, &r, 2);
-    write_load(&mut c, 5, 600);
-    assert_converge(&m, &r, 2);
+    assert_converge(m, &r, 2);
+    write_load(&mut c, seed + 1, 600);
+    assert_converge(m, &r, 2);
     relay.cut();
-    write_load(&mut c, 6, 300);
+    write_load(&mut c, seed + 2, 300);
     wait_link_up(&r);
-    assert_converge(&m, &r, 2);
+    assert_converge(m, &r, 2);
     assert_eq!(info_u64(&mut c, "stats", "sync_full"), 1);
     assert!(info_u64(&mut c, "stats", "sync_partial_ok") >= 1);
     let mut rc = r.conn();
@@ -81,10 +60,20 @@ fn tandem_replicates_from_a_redis_master() {
         "replication",
         "slave_repl_offset"
     ) >= off));
-    // The redis master sees our ACKs.
     let _: () = redis::cmd("SET").arg("w").arg("1").query(&mut c).unwrap();
     let n: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut c).unwrap();
     assert_eq!(n, 1);
+    (r, relay)
+}
+
+#[test]
+fn tandem_replicates_from_a_redis_master() {
+    let m = Proc::redis_server(&["--repl-diskless-sync-delay", "0"]);
+    let mut c = m.conn();
+    // The redis master sees our ACKs (WAIT).
+    let _linked = sync_cut_and_resync(&m, 4, |port| {
+        Proc::node(&["--replicaof", "127.0.0.1", &port.to_string()])
+    });
     // Disk-style payload from redis too.
     let _: () = redis::cmd("CONFIG")
         .arg("SET")
