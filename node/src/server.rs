@@ -165,11 +165,11 @@ pub async fn run(
         srv.port.store(addr.port() as u64, Ordering::Relaxed);
     }
     let cron = tokio::spawn(crate::cron::run(srv.clone()));
-    crate::replication::start(&srv);
+    let workers = io_workers::Workers::start(srv.clone())?;
+    crate::replication::start(&srv, workers.first().clone());
     let mut stop = srv.shutdown_signal();
     tokio::pin!(shutdown);
     let sessions = tokio_util_tracker::Tracker::default();
-    let workers = io_workers::Workers::start(srv.clone())?;
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
@@ -328,6 +328,12 @@ mod io_workers {
         }
 
         /// The runtime of the next worker, round robin.
+        /// The first worker's runtime: replication's tasks run there (see
+        /// [`crate::replication::start`]).
+        pub fn first(&self) -> &tokio::runtime::Handle {
+            &self.handles[0]
+        }
+
         pub fn next(&self) -> &tokio::runtime::Handle {
             let i = self.next.fetch_add(1, Ordering::Relaxed);
             &self.handles[i % self.handles.len()]

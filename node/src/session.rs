@@ -71,6 +71,8 @@ pub struct Session {
     mark: Instant,
     /// `master_repl_offset` after this client's last propagated write (what WAIT waits for).
     woff: u64,
+    /// `woff` when this client's replies were last written.
+    flushed_woff: u64,
     /// What the peer said with REPLCONF (listening port, capabilities) before PSYNC.
     replconf: crate::replication::master::ReplicaConf,
     /// The AOF stream position after this client's last write: its replies wait until the
@@ -161,6 +163,7 @@ pub async fn serve(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
         multi: None,
         watch_flag: Arc::new(AtomicBool::new(false)),
         woff: 0,
+        flushed_woff: 0,
         replconf: Default::default(),
         aof_mark: 0,
         watched: Vec::new(),
@@ -275,6 +278,15 @@ impl Session {
         if self.aof_mark > self.srv.aof.acked() {
             // Group commit: one AOF write (and fsync) covers every session waiting here.
             self.srv.aof.wait_acked(self.aof_mark).await;
+        }
+        if self.woff != self.flushed_woff {
+            self.flushed_woff = self.woff;
+            if self.srv.repl.replicas.count() > 0 {
+                // As Redis (replicas first in beforeSleep's write pass): the replica senders
+                // this batch woke write the stream before the client reads its reply, so a
+                // replica is never further behind than the client's own view.
+                tokio::task::yield_now().await;
+            }
         }
         let n = self.wbuf.len();
         // A killed client (CLIENT KILL, slow subscriber) may never read: never wait on it.
