@@ -62,10 +62,24 @@ impl ClientInfo {
     pub fn set_kind(&self, k: ClientKind) {
         self.kind.store(k as u8, Ordering::Relaxed);
     }
-    /// Asks the session to close the connection.
+    /// Asks the session to close the connection: every task waiting in [`Self::killed`]
+    /// for this client wakes.
     pub fn request_kill(&self) {
         self.killed.store(true, Ordering::Release);
-        self.kill.notify_one();
+        self.kill.notify_waiters();
+    }
+
+    /// Resolves once the client is killed (at once if it already is). The future registers
+    /// itself before it checks the flag, so a kill is never missed; a session keeps one for
+    /// its whole life instead of registering again for every read.
+    pub async fn killed(&self) {
+        let notified = self.kill.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.is_killed() {
+            return;
+        }
+        notified.await;
     }
     pub fn is_killed(&self) -> bool {
         self.killed.load(Ordering::Acquire)

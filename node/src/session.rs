@@ -186,6 +186,15 @@ pub async fn serve(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
 
 impl Session {
     async fn run(&mut self) -> &'static str {
+        // Kill and shutdown are awaited by futures that live as long as the session: made
+        // once, not once per read (each would register with its notifier and deregister
+        // again: measurable on unpipelined commands).
+        let client = self.client.clone();
+        let killed = client.killed();
+        tokio::pin!(killed);
+        let mut shutdown_rx = self.shutdown.clone();
+        let shutdown = shutdown_rx.changed();
+        tokio::pin!(shutdown);
         loop {
             // Run every complete request already buffered (pipelining), in order.
             loop {
@@ -252,11 +261,11 @@ impl Session {
                         if self.wbuf.len() >= FLUSH_THRESHOLD { break; }
                     }
                 }
-                _ = self.client.kill.notified() => {
+                _ = &mut killed => {
                     let _ = self.flush().await;
                     return "killed";
                 }
-                _ = self.shutdown.changed() => return "server shutdown",
+                _ = &mut shutdown => return "server shutdown",
             }
         }
     }
@@ -313,7 +322,7 @@ impl Session {
     async fn write_rest(&mut self, from: usize) -> std::io::Result<()> {
         tokio::select! {
             r = self.stream.write_all(&self.wbuf[from..]) => r,
-            _ = self.client.kill.notified() => Err(std::io::Error::other("client killed")),
+            _ = self.client.killed() => Err(std::io::Error::other("client killed")),
         }
     }
 
@@ -1090,7 +1099,7 @@ impl Session {
             tokio::select! {
                 _ = &mut wake => return Wake::Retry,
                 _ = sleep => return Wake::TimedOut,
-                _ = self.client.kill.notified() => return Wake::Gone,
+                _ = self.client.killed() => return Wake::Gone,
                 _ = self.shutdown.changed() => return Wake::Gone,
                 r = self.stream.read_buf(&mut self.rbuf), if self.rbuf.len() <= limit => match r {
                     Ok(0) | Err(_) => return Wake::Gone,

@@ -131,7 +131,7 @@ pub async fn wait_unpaused(srv: &Server, client: &ClientInfo) {
         }
         tokio::select! {
             r = rx.changed() => if r.is_err() { return },
-            _ = client.kill.notified() => return,
+            _ = client.killed() => return,
             _ = stop.changed() => return,
         }
     }

@@ -585,7 +585,7 @@ impl Sender<'_> {
                     }
                 }
                 _ = self.drop_rx.changed() => return "replication history changed",
-                _ = self.client.kill.notified() => return "killed",
+                _ = self.client.killed() => return "killed",
                 _ = shutdown.changed() => return "server shutdown",
             }
         }
@@ -667,7 +667,7 @@ impl Sender<'_> {
                     }
                 }
                 _ = self.drop_rx.changed() => return Err("replication history changed"),
-                _ = self.client.kill.notified() => return Err("killed"),
+                _ = self.client.killed() => return Err("killed"),
                 _ = shutdown.changed() => return Err("server shutdown"),
             }
         };
