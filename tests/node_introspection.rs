@@ -302,6 +302,63 @@ fn latency_monitor_samples_slow_commands() {
     assert_eq!(array(&mut c, &["LATENCY", "HELP"]).len(), 17);
 }
 
+/// `{name: (calls, [(bucket label, cumulative count)])}` of a LATENCY HISTOGRAM reply.
+fn histograms(c: &mut Connection, args: &[&str]) -> Vec<(String, i64, Vec<(i64, i64)>)> {
+    let Value::Map(m) = cmd(c, args).unwrap() else {
+        panic!("LATENCY HISTOGRAM is a map in RESP3")
+    };
+    m.into_iter()
+        .map(|(k, v)| {
+            let Value::BulkString(name) = k else { panic!("{k:?}") };
+            let Value::Map(fields) = v else { panic!("{v:?}") };
+            assert_eq!(fields[0].0, bulk("calls"));
+            assert_eq!(fields[1].0, bulk("histogram_usec"));
+            let Value::Map(buckets) = &fields[1].1 else { panic!("{fields:?}") };
+            let buckets = buckets.iter().map(|(a, b)| (as_int(a), as_int(b))).collect();
+            (String::from_utf8(name).unwrap(), as_int(&fields[0].1), buckets)
+        })
+        .collect()
+}
+
+#[test]
+fn latency_histogram_per_command_and_subcommand() {
+    let node = Proc::node(&[]);
+    let client = redis::Client::open(format!("{}/?protocol=resp3", node.url())).unwrap();
+    let mut c = client.get_connection().unwrap();
+    assert_eq!(text(&mut c, &["CONFIG", "RESETSTAT"]), "OK");
+    let h = histograms(&mut c, &["LATENCY", "HISTOGRAM"]);
+    assert_eq!(h.len(), 1, "{h:?}");
+    assert_eq!(h[0].0, "config|resetstat");
+    assert_eq!(h[0].1, 1);
+
+    assert_eq!(text(&mut c, &["CONFIG", "RESETSTAT"]), "OK");
+    assert_eq!(text(&mut c, &["SET", "a", "b"]), "OK");
+    assert_eq!(text(&mut c, &["SET", "c", "d"]), "OK");
+    assert_eq!(text(&mut c, &["GET", "a"]), "b");
+    let _ = int(&mut c, &["CLIENT", "ID"]);
+    let _ = text(&mut c, &["CLIENT", "LIST"]);
+    let h = histograms(&mut c, &["LATENCY", "HISTOGRAM", "set", "blabla", "client"]);
+    let names: Vec<&str> = h.iter().map(|x| x.0.as_str()).collect();
+    assert_eq!(names, ["set", "client|id", "client|list"]);
+    assert_eq!(h[0].1, 2);
+    // Buckets are Redis's labels (1, 2, 4 ... 33, 66 ... µs), counts cumulative up to calls.
+    let labels = [1, 2, 4, 8, 16, 33, 66, 132, 264, 528, 1056, 2113, 4227, 8454, 16909];
+    for (_, calls, buckets) in &h {
+        assert_eq!(buckets.last().unwrap().1, *calls);
+        assert!(buckets.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1));
+        assert!(buckets
+            .iter()
+            .all(|(l, _)| labels.contains(l) || *l > 16909));
+    }
+    let h = histograms(&mut c, &["LATENCY", "HISTOGRAM", "client|id", "get"]);
+    let names: Vec<&str> = h.iter().map(|x| x.0.as_str()).collect();
+    assert_eq!(names, ["client|id", "get"]);
+    assert!(histograms(&mut c, &["LATENCY", "HISTOGRAM", "blabla"]).is_empty());
+    let all = histograms(&mut c, &["LATENCY", "HISTOGRAM"]);
+    assert!(all.iter().any(|x| x.0 == "config|resetstat"));
+    assert!(!all.iter().any(|x| x.0 == "config" || x.0 == "client"));
+}
+
 #[test]
 fn client_reply_off_skip_on() {
     let node = Proc::node(&[]);

@@ -2,16 +2,153 @@
 //! event (`command`, `fast-command`, `expire-cycle`), the last [`TS_LEN`] samples of at
 //! least `latency-monitor-threshold` ms, at most one per second (the worst of that second),
 //! and the worst sample ever seen. Nothing is recorded while the threshold is 0.
+//!
+//! Also the per-command latency histograms of LATENCY HISTOGRAM (Redis's `latency-tracking`):
+//! power-of-two buckets from 1 µs to 1 s, labelled as Redis's hdr_histogram reports them.
+//! Sessions count buckets in their per-batch tally; commands with subcommands (CLIENT,
+//! CONFIG...) are kept per subcommand (`client|id`), as Redis does.
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use tandem_protocol::command::{CommandSpec, COMMANDS};
 use tandem_protocol::Reply;
+
+use crate::cmd::server::docs::SUBCOMMANDS;
 
 use crate::cmd::args::{self, CmdResult};
 use crate::server::Server;
+
+/// Histogram buckets: bucket `k` holds durations under `1032 << k` ns, up to 1 s.
+pub const HIST_BUCKETS: usize = 21;
+
+/// The histogram bucket of a command that ran `usec` µs (Redis records `usec * 1000` ns,
+/// clamped to 1 ns ..= 1 s, in an hdr_histogram iterated in log2 steps from 1024 ns).
+#[inline]
+pub fn hist_bucket(usec: u64) -> usize {
+    let q = usec.min(1_000_000).saturating_mul(1000) / 1032;
+    ((64 - q.leading_zeros()) as usize).min(HIST_BUCKETS - 1)
+}
+
+/// The label Redis gives bucket `k`: its highest equivalent value, in µs.
+fn hist_label(k: usize) -> i64 {
+    (((1032u64 << k) - 1) / 1000) as i64
+}
+
+/// One command's histogram (INFO-style shared counters).
+#[derive(Default)]
+pub struct Histogram {
+    pub counts: [AtomicU64; HIST_BUCKETS],
+}
+
+impl Histogram {
+    pub fn reset(&self) {
+        for c in &self.counts {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn snapshot(&self) -> [u64; HIST_BUCKETS] {
+        std::array::from_fn(|k| self.counts[k].load(Ordering::Relaxed))
+    }
+}
+
+/// `{calls: n, histogram_usec: {label: cumulative count, ...}}`, or `None` without calls.
+fn cdf_reply(counts: &[u64; HIST_BUCKETS]) -> Option<Reply> {
+    let calls: u64 = counts.iter().sum();
+    if calls == 0 {
+        return None;
+    }
+    let mut cumulative = 0;
+    let mut buckets = Vec::new();
+    for (k, n) in counts.iter().enumerate() {
+        if *n > 0 {
+            cumulative += n;
+            buckets.push((Reply::Int(hist_label(k)), Reply::Int(cumulative as i64)));
+        }
+    }
+    Some(Reply::Map(vec![
+        (Reply::bulk_str("calls"), Reply::Int(calls as i64)),
+        (Reply::bulk_str("histogram_usec"), Reply::Map(buckets)),
+    ]))
+}
+
+/// Whether a command is a container of subcommands (its calls are kept per subcommand).
+pub fn has_subcommands(spec: &CommandSpec) -> bool {
+    static TABLE: OnceLock<Vec<bool>> = OnceLock::new();
+    let t = TABLE.get_or_init(|| {
+        COMMANDS
+            .iter()
+            .map(|c| SUBCOMMANDS.iter().any(|s| s.parent == c.name))
+            .collect()
+    });
+    t.get(spec.cmd as usize).copied().unwrap_or(false)
+}
+
+/// Records a call of a container command under its subcommand (`config|resetstat`); an
+/// unknown subcommand is not recorded.
+#[cold]
+pub fn record_subcommand(srv: &Server, spec: &CommandSpec, args: &[Bytes], usec: u64) {
+    let Some(sub) = args.get(1).and_then(|a| {
+        SUBCOMMANDS
+            .iter()
+            .find(|s| s.parent == spec.name && a.eq_ignore_ascii_case(s.name.as_bytes()))
+    }) else {
+        return;
+    };
+    let mut subs = srv.stats.sub_latency.lock();
+    let counts = subs
+        .entry(format!("{}|{}", spec.name, sub.name))
+        .or_insert([0; HIST_BUCKETS]);
+    counts[hist_bucket(usec)] += 1;
+}
+
+/// LATENCY HISTOGRAM [command ...]: every command's histogram, or the named ones (a
+/// container names all its subcommands; `parent|sub` names one); unknown names are skipped.
+fn histogram(srv: &Server, names: &[Bytes]) -> Reply {
+    let subs = srv.stats.sub_latency.lock();
+    let mut out = Vec::new();
+    let command = |spec: &CommandSpec, out: &mut Vec<(Reply, Reply)>| {
+        if let Some(r) = cdf_reply(&srv.stats.commands[spec.cmd as usize].hist.snapshot()) {
+            out.push((Reply::bulk_str(spec.name), r));
+        }
+    };
+    let sub_replies = |prefix: &str, out: &mut Vec<(Reply, Reply)>| {
+        for (name, counts) in subs.iter() {
+            if name.starts_with(prefix) {
+                if let Some(r) = cdf_reply(counts) {
+                    out.push((Reply::bulk_str(name), r));
+                }
+            }
+        }
+    };
+    if names.is_empty() {
+        for spec in COMMANDS.iter().filter(|s| !has_subcommands(s)) {
+            command(spec, &mut out);
+        }
+        sub_replies("", &mut out);
+        return Reply::Map(out);
+    }
+    for n in names {
+        let n = args::lower(n);
+        match n.split_once('|') {
+            Some(_) => {
+                if let Some(r) = subs.get(&n).and_then(cdf_reply) {
+                    out.push((Reply::bulk_str(&n), r));
+                }
+            }
+            None => match tandem_protocol::command::lookup(n.as_bytes()) {
+                Some(spec) if has_subcommands(spec) => sub_replies(&format!("{n}|"), &mut out),
+                Some(spec) => command(spec, &mut out),
+                None => {}
+            },
+        }
+    }
+    Reply::Map(out)
+}
 
 /// Samples kept per event (Redis's `LATENCY_TS_LEN`).
 pub const TS_LEN: usize = 160;
@@ -143,8 +280,7 @@ pub fn command(srv: &Server, args: &[Bytes]) -> CmdResult {
             Ok(Reply::Verbatim("txt", Bytes::from(graph(name, s))))
         }
         ("doctor", 2) => Ok(Reply::Verbatim("txt", Bytes::from(doctor(srv)))),
-        // Tandem keeps no per-command latency histograms (`latency-tracking`).
-        ("histogram", _) => Ok(Reply::Map(vec![])),
+        ("histogram", _) => Ok(histogram(srv, &args[2..])),
         ("help", 2) => Ok(crate::cmd::server::help_reply("LATENCY", HELP)),
         ("latest" | "history" | "doctor" | "graph" | "help", _) => {
             Err(args::wrong_arity(&format!("latency|{sub}")))
@@ -236,6 +372,22 @@ const HELP: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn histogram_buckets_match_redis_labels() {
+        assert_eq!(hist_bucket(0), 0);
+        assert_eq!(hist_bucket(1), 0);
+        assert_eq!(hist_bucket(2), 1);
+        assert_eq!(hist_bucket(3), 2);
+        assert_eq!(hist_bucket(33), 5);
+        assert_eq!(hist_bucket(34), 6);
+        assert_eq!(hist_bucket(u64::MAX), HIST_BUCKETS - 1);
+        let labels: Vec<i64> = (0..8).map(hist_label).collect();
+        assert_eq!(labels, [1, 2, 4, 8, 16, 33, 66, 132]);
+        for usec in [0u64, 1, 5, 100, 999_999] {
+            assert!(usec <= hist_label(hist_bucket(usec)) as u64);
+        }
+    }
 
     #[test]
     fn one_sample_per_second_keeps_the_worst() {

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::clients::{ClientInfo, ClientKind};
 use crate::cmd::{self, args, Ctx};
+use crate::latency::HIST_BUCKETS;
 use crate::pubsub::{Message, SUBSCRIBER_QUEUE};
 use crate::server::Server;
 
@@ -104,8 +105,9 @@ struct Tally {
     hits: u64,
     misses: u64,
     dirty: u64,
-    /// (command index, calls, usec, failed calls)
-    per_cmd: smallvec::SmallVec<[(u16, u64, u64, u64); 8]>,
+    /// (command index, calls, usec, failed calls, LATENCY HISTOGRAM bucket counts)
+    #[allow(clippy::type_complexity)]
+    per_cmd: smallvec::SmallVec<[(u16, u64, u64, u64, [u32; HIST_BUCKETS]); 8]>,
 }
 
 impl Tally {
@@ -114,13 +116,19 @@ impl Tally {
         self.hits += hits;
         self.misses += misses;
         self.dirty += dirty;
+        let bucket = crate::latency::hist_bucket(usec);
         match self.per_cmd.iter_mut().find(|e| e.0 == cmd) {
             Some(e) => {
                 e.1 += 1;
                 e.2 += usec;
                 e.3 += failed as u64;
+                e.4[bucket] = e.4[bucket].saturating_add(1);
             }
-            None => self.per_cmd.push((cmd, 1, usec, failed as u64)),
+            None => {
+                let mut hist = [0; HIST_BUCKETS];
+                hist[bucket] = 1;
+                self.per_cmd.push((cmd, 1, usec, failed as u64, hist));
+            }
         }
     }
 
@@ -140,8 +148,13 @@ impl Tally {
         if self.dirty > 0 {
             srv.dirty.fetch_add(self.dirty, Ordering::Relaxed);
         }
-        for (cmd, calls, usec, failed) in self.per_cmd.drain(..) {
+        for (cmd, calls, usec, failed, hist) in self.per_cmd.drain(..) {
             let c = &st.commands[cmd as usize];
+            for (slot, n) in c.hist.counts.iter().zip(hist) {
+                if n > 0 {
+                    slot.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            }
             c.calls.fetch_add(calls, Ordering::Relaxed);
             c.usec.fetch_add(usec, Ordering::Relaxed);
             if failed > 0 {
@@ -756,7 +769,7 @@ impl Session {
                 return oom;
             }
         }
-        if spec.cmd == Cmd::Info {
+        if matches!(spec.cmd, Cmd::Info | Cmd::Latency) {
             self.tally.fold(&self.srv);
         }
         let start = self.mark;
@@ -1373,6 +1386,9 @@ fn finish(
         ctx.misses,
         ctx.dirty,
     );
+    if crate::latency::has_subcommands(spec) {
+        crate::latency::record_subcommand(ctx.srv, spec, args, usec);
+    }
     // The slow log and the latency monitor: one comparison unless the command was slow.
     if usec >= ctx.srv.slowlog.gate() {
         crate::slowlog::command_ran(ctx.srv, ctx.client.map(|c| &**c), spec, args, usec);
