@@ -152,10 +152,7 @@ fn slowlog_records_trims_and_redacts() {
 
     // Secrets are redacted.
     assert!(err(&mut c, &["AUTH", "user", "secret"]).contains("WRONGPASS"));
-    assert_eq!(
-        text(&mut c, &["CONFIG", "SET", "masterauth", "hush"]),
-        "OK"
-    );
+    assert_eq!(text(&mut c, &["CONFIG", "SET", "masterauth", "hush"]), "OK");
     let log = array(&mut c, &["SLOWLOG", "GET", "2"]);
     assert_eq!(
         entry(&log[0])[3],
@@ -224,7 +221,10 @@ fn slowlog_records_trims_and_redacts() {
 
     // Only commands at least as slow as the threshold; -1 disables the log.
     assert_eq!(
-        text(&mut c, &["CONFIG", "SET", "slowlog-log-slower-than", "100000"]),
+        text(
+            &mut c,
+            &["CONFIG", "SET", "slowlog-log-slower-than", "100000"]
+        ),
         "OK"
     );
     assert_eq!(text(&mut c, &["SLOWLOG", "RESET"]), "OK");
@@ -242,8 +242,10 @@ fn slowlog_records_trims_and_redacts() {
     assert_eq!(text(&mut c, &["SLOWLOG", "RESET"]), "OK");
     assert_eq!(text(&mut c, &["DEBUG", "SLEEP", "0.2"]), "OK");
     assert_eq!(int(&mut c, &["SLOWLOG", "LEN"]), 0);
-    assert!(err(&mut c, &["CONFIG", "SET", "slowlog-log-slower-than", "-2"])
-        .contains("argument must be between -1 and"));
+    assert!(
+        err(&mut c, &["CONFIG", "SET", "slowlog-log-slower-than", "-2"])
+            .contains("argument must be between -1 and")
+    );
 }
 
 #[test]
@@ -260,7 +262,10 @@ fn latency_monitor_samples_slow_commands() {
     assert!(text(&mut c, &["LATENCY", "DOCTOR"]).starts_with("I'm sorry, Dave"));
 
     assert_eq!(
-        text(&mut c, &["CONFIG", "SET", "latency-monitor-threshold", "100"]),
+        text(
+            &mut c,
+            &["CONFIG", "SET", "latency-monitor-threshold", "100"]
+        ),
         "OK"
     );
     assert_eq!(text(&mut c, &["PING"]), "PONG");
@@ -302,20 +307,36 @@ fn latency_monitor_samples_slow_commands() {
     assert_eq!(array(&mut c, &["LATENCY", "HELP"]).len(), 17);
 }
 
-/// `{name: (calls, [(bucket label, cumulative count)])}` of a LATENCY HISTOGRAM reply.
-fn histograms(c: &mut Connection, args: &[&str]) -> Vec<(String, i64, Vec<(i64, i64)>)> {
+/// One command's histogram: name, calls, (bucket label, cumulative count) pairs.
+type Hist = (String, i64, Vec<(i64, i64)>);
+
+/// The entries of a LATENCY HISTOGRAM reply, in order.
+fn histograms(c: &mut Connection, args: &[&str]) -> Vec<Hist> {
     let Value::Map(m) = cmd(c, args).unwrap() else {
         panic!("LATENCY HISTOGRAM is a map in RESP3")
     };
     m.into_iter()
         .map(|(k, v)| {
-            let Value::BulkString(name) = k else { panic!("{k:?}") };
-            let Value::Map(fields) = v else { panic!("{v:?}") };
+            let Value::BulkString(name) = k else {
+                panic!("{k:?}")
+            };
+            let Value::Map(fields) = v else {
+                panic!("{v:?}")
+            };
             assert_eq!(fields[0].0, bulk("calls"));
             assert_eq!(fields[1].0, bulk("histogram_usec"));
-            let Value::Map(buckets) = &fields[1].1 else { panic!("{fields:?}") };
-            let buckets = buckets.iter().map(|(a, b)| (as_int(a), as_int(b))).collect();
-            (String::from_utf8(name).unwrap(), as_int(&fields[0].1), buckets)
+            let Value::Map(buckets) = &fields[1].1 else {
+                panic!("{fields:?}")
+            };
+            let buckets = buckets
+                .iter()
+                .map(|(a, b)| (as_int(a), as_int(b)))
+                .collect();
+            (
+                String::from_utf8(name).unwrap(),
+                as_int(&fields[0].1),
+                buckets,
+            )
         })
         .collect()
 }
@@ -342,10 +363,14 @@ fn latency_histogram_per_command_and_subcommand() {
     assert_eq!(names, ["set", "client|id", "client|list"]);
     assert_eq!(h[0].1, 2);
     // Buckets are Redis's labels (1, 2, 4 ... 33, 66 ... µs), counts cumulative up to calls.
-    let labels = [1, 2, 4, 8, 16, 33, 66, 132, 264, 528, 1056, 2113, 4227, 8454, 16909];
+    let labels = [
+        1, 2, 4, 8, 16, 33, 66, 132, 264, 528, 1056, 2113, 4227, 8454, 16909,
+    ];
     for (_, calls, buckets) in &h {
         assert_eq!(buckets.last().unwrap().1, *calls);
-        assert!(buckets.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1));
+        assert!(buckets
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1));
         assert!(buckets
             .iter()
             .all(|(l, _)| labels.contains(l) || *l > 16909));
@@ -399,7 +424,11 @@ fn client_reply_off_skip_on() {
     r.send_cmd(&["SUBSCRIBE", "ch"]);
     assert_eq!(
         r.read(),
-        Resp::Array(vec![Resp::bulk("subscribe"), Resp::bulk("ch"), Resp::Int(1)])
+        Resp::Array(vec![
+            Resp::bulk("subscribe"),
+            Resp::bulk("ch"),
+            Resp::Int(1)
+        ])
     );
     let mut c = node.conn();
     assert_eq!(int(&mut c, &["PUBLISH", "ch", "hello"]), 1);
@@ -427,10 +456,7 @@ fn client_pause_holds_back_writes_or_everything() {
     assert_eq!(text(&mut c, &["SET", "foo", "old"]), "OK");
 
     // WRITE: reads answer at once, writes wait (and count as blocked) until UNPAUSE.
-    assert_eq!(
-        text(&mut c, &["CLIENT", "PAUSE", "60000", "WRITE"]),
-        "OK"
-    );
+    assert_eq!(text(&mut c, &["CLIENT", "PAUSE", "60000", "WRITE"]), "OK");
     let mut r = Raw::connect(node.port);
     assert_eq!(r.cmd(&["GET", "foo"]), Resp::bulk("old"));
     assert_eq!(r.cmd(&["PING"]), Resp::Simple("PONG".into()));
@@ -453,10 +479,7 @@ fn client_pause_holds_back_writes_or_everything() {
     let mut t = Raw::connect(node.port);
     assert_eq!(t.cmd(&["MULTI"]), Resp::Simple("OK".into()));
     assert_eq!(t.cmd(&["SET", "foo", "tx"]), Resp::Simple("QUEUED".into()));
-    assert_eq!(
-        text(&mut c, &["CLIENT", "PAUSE", "60000", "WRITE"]),
-        "OK"
-    );
+    assert_eq!(text(&mut c, &["CLIENT", "PAUSE", "60000", "WRITE"]), "OK");
     t.send_cmd(&["EXEC"]);
     assert!(eventually(Duration::from_secs(5), || {
         text(&mut c, &["INFO", "clients"]).contains("blocked_clients:1")
@@ -477,10 +500,7 @@ fn client_pause_holds_back_writes_or_everything() {
     };
     let before = expired(&mut c);
     assert_eq!(text(&mut c, &["SET", "ttl", "v", "PX", "50"]), "OK");
-    assert_eq!(
-        text(&mut c, &["CLIENT", "PAUSE", "60000", "WRITE"]),
-        "OK"
-    );
+    assert_eq!(text(&mut c, &["CLIENT", "PAUSE", "60000", "WRITE"]), "OK");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(cmd(&mut c, &["GET", "ttl"]).unwrap(), Value::Nil);
     assert_eq!(expired(&mut c), before);

@@ -87,7 +87,8 @@ impl Server {
             shutdown_tx,
             config: ArcSwap::from_pointee(config),
         };
-        srv.latency.set_threshold(srv.config.load().latency_monitor_threshold);
+        srv.latency
+            .set_threshold(srv.config.load().latency_monitor_threshold);
         let srv = Arc::new(srv);
         srv.aof.bind(&srv);
         srv

@@ -421,7 +421,12 @@ impl Session {
                 };
                 buf.extend_from_slice(&self.rbuf);
                 self.rbuf = buf;
-                tracing::trace!(client = self.client.id, from = cap, to = keep, "query buffer resized");
+                tracing::trace!(
+                    client = self.client.id,
+                    from = cap,
+                    to = keep,
+                    "query buffer resized"
+                );
             }
         }
         self.qpeak = self.rbuf.len();
@@ -880,7 +885,7 @@ impl Session {
             } else {
                 cmd::execute(&mut ctx, spec, args)
             };
-            finish(&mut self.tally, &ctx, spec, &args, start, &r);
+            finish(&mut self.tally, &ctx, spec, args, start, &r);
             if propagating {
                 let changed = ctx.dirty > 0;
                 crate::propagate::collect(&mut ctx, db_before, args, changed, &mut effects);
@@ -1357,7 +1362,12 @@ impl Session {
 }
 
 /// Whether CLIENT PAUSE holds `spec` back (for EXEC, judged by the queued commands).
-fn pause_blocks(srv: &Server, client: &ClientInfo, spec: &CommandSpec, multi: Option<&Multi>) -> bool {
+fn pause_blocks(
+    srv: &Server,
+    client: &ClientInfo,
+    spec: &CommandSpec,
+    multi: Option<&Multi>,
+) -> bool {
     match multi {
         Some(m) if spec.cmd == Cmd::Exec => {
             srv.pause

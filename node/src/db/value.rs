@@ -172,8 +172,8 @@ impl Set {
     /// already need one, as Redis's conversion while building it would decide.
     pub fn note_created(&mut self, max_intset: u64) {
         let members = &self.members;
-        self.hashtable = members.len() as u64 > max_intset
-            || members.iter().any(|m| !is_intset_member(m));
+        self.hashtable =
+            members.len() as u64 > max_intset || members.iter().any(|m| !is_intset_member(m));
     }
 }
 
