@@ -521,6 +521,7 @@ impl Session {
                     return After::Close;
                 }
                 crate::replication::failover::wait_unpaused(&self.srv, &self.client).await;
+                self.mark = Instant::now();
             }
             let err = match self.multi.as_ref() {
                 Some(m) if spec.cmd == Cmd::Exec => crate::replication::check_command(
@@ -589,6 +590,8 @@ impl Session {
                 pause_blocks(&srv, &client, spec, multi.as_ref())
             })
             .await;
+        // The command's own time starts now, not before the wait.
+        self.mark = Instant::now();
         client.is_killed()
     }
 
@@ -725,7 +728,8 @@ impl Session {
                     Ok(secs) if secs >= 0.0 => {
                         let start = Instant::now();
                         tokio::time::sleep(Duration::from_secs_f64(secs.min(1e6))).await;
-                        let usec = start.elapsed().as_micros() as u64;
+                        self.mark = Instant::now();
+                        let usec = self.mark.duration_since(start).as_micros() as u64;
                         self.tally.command(spec.cmd as u16, usec, false, 0, 0, 0);
                         if usec >= self.srv.slowlog.gate() {
                             crate::slowlog::command_ran(
@@ -1191,13 +1195,13 @@ impl Session {
                 }
                 match served {
                     Ok(Some(r)) => {
-                        finish(&mut self.tally, &ctx, spec, &args, start, &r);
+                        self.mark = finish(&mut self.tally, &ctx, spec, &args, start, &r);
                         drop(ctx);
                         self.reply(r);
                         return After::Continue;
                     }
                     Err(e) => {
-                        finish(&mut self.tally, &ctx, spec, &args, start, &e);
+                        self.mark = finish(&mut self.tally, &ctx, spec, &args, start, &e);
                         drop(ctx);
                         self.reply(e);
                         return After::Continue;
@@ -1221,6 +1225,7 @@ impl Session {
             match outcome {
                 Wake::Retry => continue,
                 Wake::TimedOut => {
+                    self.mark = Instant::now();
                     self.tally.command(spec.cmd as u16, 0, false, 0, 0, 0);
                     self.reply(Reply::NilArray);
                     return After::Continue;
@@ -1355,6 +1360,7 @@ impl Session {
         if gone {
             return After::Close;
         }
+        self.mark = Instant::now();
         self.tally.command(_spec.cmd as u16, 0, false, 0, 0, 0);
         self.reply(Reply::Int(acked(&srv)));
         After::Continue
