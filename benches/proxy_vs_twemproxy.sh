@@ -5,11 +5,14 @@
 #     direct:     redis-server
 #     tandem:     tandem proxy --master <redis-server>   (static topology, read policy master)
 #     twemproxy:  nutcracker with that redis-server as its only server
-# Prints ops/s and p50 latency of each, the ratios tandem/twemproxy and tandem/direct, and the
-# p50 latency the proxy adds at -P 1. Targets (issue 6): tandem >= 1.3x twemproxy and >= 0.8x
+# Each test runs ROUNDS times, interleaved (direct, tandem, twemproxy, then again), and the
+# median is printed: ops/s and p50 latency of each, the ratios tandem/twemproxy and
+# tandem/direct, the p50 latency the proxy adds, and the CPU time (user + system) the tandem
+# and twemproxy processes spent per request relayed, which a busy machine disturbs less than
+# throughput (on 2 cores the benchmark client, the server and the proxy share the CPU). Targets (issue 6): tandem >= 1.3x twemproxy and >= 0.8x
 # direct; added p50 < 100 us at -P 1.
 #
-# Usage: benches/proxy_vs_twemproxy.sh   (REQUESTS=200000 CLIENTS=50 PROXY_THREADS=0)
+# Usage: benches/proxy_vs_twemproxy.sh   (REQUESTS=200000 CLIENTS=50 PROXY_THREADS=0 ROUNDS=3)
 # Needs redis-server, redis-benchmark, redis-cli and nutcracker
 # (Debian: apt-get install -y redis-server redis-tools nutcracker). Builds the release binary
 # first. Everything it starts is killed on exit.
@@ -18,6 +21,7 @@ set -euo pipefail
 REQUESTS=${REQUESTS:-200000}
 CLIENTS=${CLIENTS:-50}
 PROXY_THREADS=${PROXY_THREADS:-0}
+ROUNDS=${ROUNDS:-3}
 NUTCRACKER=$(command -v nutcracker || echo /usr/sbin/nutcracker)
 source "$(dirname "$0")/lib.sh"
 require_tools redis-server redis-benchmark redis-cli python3
@@ -36,6 +40,7 @@ wait_ready "$REDIS_PORT" "$!" redis
 PROXY_PORT=$(free_port)
 "$BIN" proxy --listen "127.0.0.1:$PROXY_PORT" --master "127.0.0.1:$REDIS_PORT" \
   --read-policy master --metrics "" --threads "$PROXY_THREADS" >"$WORK/tandem.log" 2>&1 &
+PROXY_PID=$!
 PIDS+=($!)
 wait_ready "$PROXY_PORT" "$!" tandem
 
@@ -52,6 +57,7 @@ bench:
    - 127.0.0.1:$REDIS_PORT:1
 EOF
 "$NUTCRACKER" -c "$WORK/nutcracker.yml" -s "$(free_port)" -o "$WORK/twemproxy.log" &
+TWEM_PID=$!
 PIDS+=($!)
 for _ in $(seq 1 100); do
   redis-cli -p "$TWEM_PORT" SET ping pong >/dev/null 2>&1 && break
@@ -66,18 +72,37 @@ bench() {
       $1 == t { print $2, $5 }'
 }
 
-echo "== redis-benchmark -c $CLIENTS -n $REQUESTS ($(nproc) cores, proxy threads: $PROXY_THREADS) =="
-printf '%-4s %-3s %12s %12s %12s %9s %9s %10s %10s %10s %10s\n' \
-  test P "direct/s" "tandem/s" "twem/s" "t/twem" "t/direct" "p50 direct" "p50 tandem" "p50 twem" "added p50"
+# CPU time (user + system, clock ticks) a process has used so far.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+TICK_US=$(( 1000000 / $(getconf CLK_TCK) ))
+
+# median of the numbers given as arguments
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+echo "== redis-benchmark -c $CLIENTS -n $REQUESTS ($(nproc) cores, proxy threads: $PROXY_THREADS, median of $ROUNDS interleaved rounds) =="
+printf '%-4s %-3s %11s %11s %11s %7s %8s %9s %9s %9s %9s %12s\n' \
+  test P "direct/s" "tandem/s" "twem/s" "t/twem" "t/direct" "p50 dir" "p50 tan" "p50 twem" "added p50" "cpu/req t:tw"
 for pipeline in 1 16; do
   for t in set get; do
-    read -r d_rps d_p50 <<<"$(bench "$REDIS_PORT" "$t" "$pipeline")"
-    read -r p_rps p_p50 <<<"$(bench "$PROXY_PORT" "$t" "$pipeline")"
-    read -r w_rps w_p50 <<<"$(bench "$TWEM_PORT" "$t" "$pipeline")"
-    added=$(awk -v a="$p_p50" -v b="$d_p50" 'BEGIN { printf "%d us", (a - b) * 1000 }')
-    printf '%-4s %-3s %12s %12s %12s %9s %9s %8s ms %8s ms %8s ms %10s\n' \
-      "$t" "$pipeline" "$d_rps" "$p_rps" "$w_rps" \
-      "$(ratio "$p_rps" "$w_rps")" "$(ratio "$p_rps" "$d_rps")" \
-      "$d_p50" "$p_p50" "$w_p50" "$added"
+    d_rps=() p_rps=() w_rps=() d_p50=() p_p50=() w_p50=()
+    p_cpu=0 w_cpu=0
+    for _ in $(seq 1 "$ROUNDS"); do
+      read -r r l <<<"$(bench "$REDIS_PORT" "$t" "$pipeline")"; d_rps+=("$r"); d_p50+=("$l")
+      c0=$(cpu_ticks "$PROXY_PID")
+      read -r r l <<<"$(bench "$PROXY_PORT" "$t" "$pipeline")"; p_rps+=("$r"); p_p50+=("$l")
+      p_cpu=$(( p_cpu + $(cpu_ticks "$PROXY_PID") - c0 ))
+      c0=$(cpu_ticks "$TWEM_PID")
+      read -r r l <<<"$(bench "$TWEM_PORT" "$t" "$pipeline")"; w_rps+=("$r"); w_p50+=("$l")
+      w_cpu=$(( w_cpu + $(cpu_ticks "$TWEM_PID") - c0 ))
+    done
+    dr=$(median "${d_rps[@]}") pr=$(median "${p_rps[@]}") wr=$(median "${w_rps[@]}")
+    dl=$(median "${d_p50[@]}") pl=$(median "${p_p50[@]}") wl=$(median "${w_p50[@]}")
+    added=$(awk -v a="$pl" -v b="$dl" 'BEGIN { printf "%d us", (a - b) * 1000 }')
+    # CPU each proxy process spent per request relayed (all rounds): machine-independent.
+    cpu=$(awk -v p="$p_cpu" -v w="$w_cpu" -v n="$((REQUESTS * ROUNDS))" -v u="$TICK_US" \
+      'BEGIN { printf "%.2f:%.2fus", p * u / n, w * u / n }')
+    printf '%-4s %-3s %11s %11s %11s %7s %8s %6s ms %6s ms %6s ms %9s %12s\n' \
+      "$t" "$pipeline" "$dr" "$pr" "$wr" \
+      "$(ratio "$pr" "$wr")" "$(ratio "$pr" "$dr")" "$dl" "$pl" "$wl" "$added" "$cpu"
   done
 done

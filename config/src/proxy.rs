@@ -26,6 +26,9 @@ pub struct ProxyConfig {
     pub password: Option<String>,
     /// Password the proxy sends to nodes.
     pub backend_password: Option<String>,
+    /// Pooled connections per backend and worker thread, shared by its clients. One (the
+    /// default, as twemproxy's `server_connections: 1`) gives the backend the largest
+    /// batches: fewer system calls on both sides.
     pub pool_size: usize,
     pub connect_timeout_ms: u64,
     pub command_timeout_ms: u64,
@@ -59,7 +62,7 @@ impl Default for ProxyConfig {
             write_concern: WriteConcern::Master,
             password: None,
             backend_password: None,
-            pool_size: 4,
+            pool_size: 1,
             connect_timeout_ms: 1000,
             command_timeout_ms: 5000,
             failover_queue_timeout_ms: 5000,

@@ -1,6 +1,7 @@
-//! RESP framing. Requests are decoded with `redis-protocol` after a cheap guard has checked
-//! Redis's limits (so a peer can never make us buffer past `proto-max-bulk-len` or allocate
-//! for a giant multibulk); Redis's inline form is split with `sdssplitargs` rules.
+//! RESP framing. Requests are decoded by one scan that also checks Redis's limits (so a peer
+//! can never make us buffer past `proto-max-bulk-len` or allocate for a giant multibulk);
+//! Redis's inline form is split with `sdssplitargs` rules. A [`Request`] can also be viewed
+//! in place, as the bytes the client sent, for a proxy that relays it unchanged.
 //! Replies are [`Reply`] values written for RESP2 or RESP3 with Redis's exact shapes.
 //!
 //! The reply encoder writes bytes directly rather than building `redis-protocol` frames:
@@ -324,7 +325,38 @@ impl RequestDecoder {
         Ok(Guard::Complete(pos))
     }
 
-    fn decode_inline(&self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    /// Finds the next complete request at the start of `buf` without consuming or copying
+    /// it: returns the request (its arguments point into `buf`) and its length in bytes, to
+    /// be consumed by the caller once done. Same limits and errors as [`Self::decode`]; an
+    /// empty request (blank inline line, `*0`) has no arguments. An inline request is
+    /// re-encoded as RESP, so [`Request::wire`] is always a multibulk.
+    pub fn peek<'a>(&self, buf: &'a [u8]) -> Result<Option<(Request<'a>, usize)>, ProtocolError> {
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        if buf[0] != b'*' {
+            let Some((args, used)) = self.inline_args(buf)? else {
+                return Ok(None);
+            };
+            return Ok(Some((Request::from_args(&args), used)));
+        }
+        let mut ranges = SmallRanges::new();
+        match self.scan_multibulk(buf, &mut ranges)? {
+            Guard::Incomplete => Ok(None),
+            Guard::Empty(len) => Ok(Some((Request::empty(), len))),
+            Guard::Complete(len) => Ok(Some((
+                Request {
+                    wire: Cow::Borrowed(&buf[..len]),
+                    args: ranges,
+                },
+                len,
+            ))),
+        }
+    }
+
+    /// Splits the inline request at the start of `buf`: its arguments and its length.
+    #[allow(clippy::type_complexity)]
+    fn inline_args(&self, buf: &[u8]) -> Result<Option<(Vec<Vec<u8>>, usize)>, ProtocolError> {
         let Some(nl) = buf.iter().position(|&c| c == b'\n') else {
             if buf.len() > self.limits.max_inline {
                 return Err(ProtocolError("too big inline request".into()));
@@ -334,15 +366,110 @@ impl RequestDecoder {
         if nl > self.limits.max_inline {
             return Err(ProtocolError("too big inline request".into()));
         }
-        let line = buf.split_to(nl + 1);
-        let mut text = &line[..nl];
+        let mut text = &buf[..nl];
         if text.last() == Some(&b'\r') {
             text = &text[..text.len() - 1];
         }
         match split_args(text) {
-            Some(args) => Ok(Some(args.into_iter().map(Bytes::from).collect())),
+            Some(args) => Ok(Some((args, nl + 1))),
             None => Err(ProtocolError("unbalanced quotes in request".into())),
         }
+    }
+
+    fn decode_inline(&self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        let Some((args, used)) = self.inline_args(buf)? else {
+            return Ok(None);
+        };
+        let _ = buf.split_to(used);
+        Ok(Some(args.into_iter().map(Bytes::from).collect()))
+    }
+}
+
+/// One request in RESP form: the bytes as the client sent them (a multibulk; inline requests
+/// are re-encoded) and where each argument lies in them. Borrowed from the read buffer when
+/// it comes from [`RequestDecoder::peek`], so relaying it costs one copy and no decoding.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    wire: Cow<'a, [u8]>,
+    args: SmallRanges,
+}
+
+impl Request<'_> {
+    /// A request of these arguments (encoded as a client would send them).
+    pub fn from_args<A: AsRef<[u8]>>(args: &[A]) -> Request<'static> {
+        let mut out = BytesMut::new();
+        encode_command(args, &mut out);
+        // Our own encoding: scanned without limits, and always complete.
+        let unlimited = RequestDecoder::new(RequestLimits {
+            max_bulk_len: u64::MAX,
+            max_multibulk: i64::MAX as u64,
+            max_inline: usize::MAX,
+        });
+        let mut ranges = SmallRanges::new();
+        if !matches!(
+            unlimited.scan_multibulk(&out, &mut ranges),
+            Ok(Guard::Complete(_))
+        ) {
+            ranges.clear();
+        }
+        Request {
+            wire: Cow::Owned(out.to_vec()),
+            args: ranges,
+        }
+    }
+
+    fn empty() -> Request<'static> {
+        Request {
+            wire: Cow::Borrowed(b"*0\r\n"),
+            args: SmallRanges::new(),
+        }
+    }
+
+    /// The request as RESP bytes (what a backend is sent).
+    pub fn wire(&self) -> &[u8] {
+        &self.wire
+    }
+
+    /// Number of arguments (the command name included).
+    pub fn len(&self) -> usize {
+        self.args.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.args.is_empty()
+    }
+
+    /// Argument `i`, if there is one.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        self.args.get(i).map(|&(a, b)| &self.wire[a..b])
+    }
+
+    /// The arguments in order.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.args.iter().map(|&(a, b)| &self.wire[a..b])
+    }
+
+    /// Argument `i` as owned bytes.
+    pub fn to_bytes(&self, i: usize) -> Bytes {
+        Bytes::copy_from_slice(&self[i])
+    }
+
+    /// A copy that owns its bytes.
+    pub fn into_owned(self) -> Request<'static> {
+        Request {
+            wire: Cow::Owned(self.wire.into_owned()),
+            args: self.args,
+        }
+    }
+}
+
+impl std::ops::Index<usize> for Request<'_> {
+    type Output = [u8];
+
+    /// Argument `i`; panics past the last one (check [`Request::len`] first).
+    fn index(&self, i: usize) -> &[u8] {
+        let (a, b) = self.args[i];
+        &self.wire[a..b]
     }
 }
 
@@ -498,6 +625,40 @@ mod tests {
     fn dec(input: &[u8]) -> Result<Option<Vec<Bytes>>, ProtocolError> {
         let mut b = BytesMut::from(input);
         RequestDecoder::default().decode(&mut b)
+    }
+
+    #[test]
+    fn peek_views_requests_in_place() {
+        let d = RequestDecoder::default();
+        let buf = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPING\r\n";
+        let (r, used) = d.peek(buf).unwrap().unwrap();
+        assert_eq!(used, 20);
+        assert_eq!(r.wire(), &buf[..20]);
+        assert_eq!(
+            (r.len(), &r[0], r.get(1), r.get(2)),
+            (2, &b"GET"[..], Some(&b"k"[..]), None)
+        );
+        let (r, used) = d.peek(&buf[20..]).unwrap().unwrap();
+        assert_eq!(
+            (used, r.iter().collect::<Vec<_>>()),
+            (14, vec![&b"PING"[..]])
+        );
+        assert!(d.peek(&buf[..19]).unwrap().is_none());
+        // Inline requests are re-encoded as RESP.
+        let (r, used) = d.peek(b"set k 'a b'\r\nrest").unwrap().unwrap();
+        assert_eq!(used, 13);
+        assert_eq!(r.wire(), b"*3\r\n$3\r\nset\r\n$1\r\nk\r\n$3\r\na b\r\n");
+        assert_eq!(
+            r.iter().collect::<Vec<_>>(),
+            vec![&b"set"[..], b"k", b"a b"]
+        );
+        let (r, used) = d.peek(b"*0\r\n").unwrap().unwrap();
+        assert_eq!((r.is_empty(), used), (true, 4));
+        assert!(d.peek(b"*1\r\n$-5\r\n").is_err());
+        let owned = Request::from_args(&["SELECT", "12"]);
+        assert_eq!(owned.wire(), b"*2\r\n$6\r\nSELECT\r\n$2\r\n12\r\n");
+        assert_eq!(&owned[1], b"12");
+        assert_eq!(Request::from_args::<&str>(&[]).len(), 0);
     }
 
     #[test]

@@ -63,9 +63,10 @@ pub struct Pending {
     pub start: quanta::Instant,
     /// Index of the route label (for the latency histogram).
     pub route: u8,
-    /// A read sent to a replica keeps its arguments: if that replica dies before replying,
-    /// the read is resent to the master (safe: it changes nothing) instead of failing.
-    pub resend: Option<Box<[Bytes]>>,
+    /// A read sent to a replica keeps its request bytes: if that replica dies before
+    /// replying, the read is resent to the master (safe: it changes nothing) instead of
+    /// failing.
+    pub resend: Option<Bytes>,
 }
 
 #[derive(Debug, Clone)]
@@ -182,9 +183,10 @@ impl BackendConn {
         }
     }
 
-    /// Appends a request; its reply goes to `pending`. The connection must be ready.
-    pub fn send(&self, args: &[Bytes], pending: Pending) {
-        encode_command(args, &mut self.out.borrow_mut());
+    /// Appends a request (RESP bytes, relayed as the client sent them); its reply goes to
+    /// `pending`. The connection must be ready.
+    pub fn send(&self, wire: &[u8], pending: Pending) {
+        self.out.borrow_mut().extend_from_slice(wire);
         self.inflight.borrow_mut().push_back(pending);
         if !self.wake_sent.replace(true) {
             self.wake.notify_one();
@@ -193,9 +195,9 @@ impl BackendConn {
 
     /// Appends a held write (write concern `replicated`): its reply waits for the `WAIT 1`
     /// that ends this batch (`ms`: its timeout).
-    pub fn send_held(&self, args: &[Bytes], pending: Pending, ms: u64) {
+    pub fn send_held(&self, wire: &[u8], pending: Pending, ms: u64) {
         self.wait_due.set(Some((ms, pending.route)));
-        self.send(args, pending);
+        self.send(wire, pending);
     }
 
     /// Stops taking requests. A pooled connection finishes what it holds; a dedicated one
@@ -243,7 +245,7 @@ impl BackendConn {
     /// A replica read whose replica died: resend it to the current master (once), or fail it
     /// with `msg` when no master is usable.
     fn resend_to_master(&self, mut p: Pending, msg: String) {
-        let Some(args) = p.resend.take() else {
+        let Some(wire) = p.resend.take() else {
             p.inbox.complete(p.seq, msg.as_bytes());
             return;
         };
@@ -260,12 +262,12 @@ impl BackendConn {
         let c = self.worker.conn(&master, proto, self.key.db, p.seq);
         tracing::debug!(replica = %self.key.addr, %master, "resending a read lost with its replica to the master");
         if c.is_ready() {
-            c.send(&args, p);
+            c.send(&wire, p);
             return;
         }
         tokio::task::spawn_local(async move {
             match c.ready().await {
-                Ok(()) => c.send(&args, p),
+                Ok(()) => c.send(&wire, p),
                 Err(_) => p.inbox.complete(p.seq, msg.as_bytes()),
             }
         });

@@ -4,9 +4,9 @@
 //! the current topology snapshot. Guarantee: a read is never sent to a replica that is unfit
 //! under the policy or whose applied offset is below the client's read-your-writes offset.
 
-use bytes::Bytes;
 use tandem_config::ReadPolicy;
 use tandem_protocol::command::{self, Flags};
+use tandem_protocol::frame::Request;
 
 /// What kind of request this is, for routing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,19 +83,19 @@ fn is_one_of(name: &[u8], list: &[&str]) -> bool {
     list.iter().any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
 }
 
-fn sub_is(args: &[Bytes], i: usize, names: &[&str]) -> bool {
+fn sub_is(args: &Request<'_>, i: usize, names: &[&str]) -> bool {
     args.get(i).is_some_and(|a| is_one_of(a, names))
 }
 
 /// Classifies a request (`args[0]` is the command name).
-pub fn classify(args: &[Bytes]) -> Class {
-    classify_spec(args, args.first().and_then(|n| command::lookup(n)))
+pub fn classify(args: &Request<'_>) -> Class {
+    classify_spec(args, args.get(0).and_then(command::lookup))
 }
 
 /// Classifies a request whose table entry (if any) was already looked up.
-pub fn classify_spec(args: &[Bytes], spec: Option<&'static command::CommandSpec>) -> Class {
+pub fn classify_spec(args: &Request<'_>, spec: Option<&'static command::CommandSpec>) -> Class {
     use tandem_protocol::Cmd;
-    let Some(name) = args.first() else {
+    let Some(name) = args.get(0) else {
         return Class::Write;
     };
     let Some(spec) = spec else {
@@ -357,10 +357,8 @@ impl RywState {
 mod tests {
     use super::*;
 
-    fn args(s: &str) -> Vec<Bytes> {
-        s.split(' ')
-            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
-            .collect()
+    fn args(s: &str) -> Request<'static> {
+        Request::from_args(&s.split(' ').collect::<Vec<_>>())
     }
 
     const LIMITS: LagLimits = LagLimits {

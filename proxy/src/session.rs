@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
-use tandem_protocol::frame::{encode_command, RequestDecoder, RequestLimits};
+use tandem_protocol::frame::{Request, RequestDecoder, RequestLimits};
 use tandem_protocol::{Protocol, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
@@ -147,7 +147,7 @@ impl Inbox {
 enum Flow {
     Continue,
     /// Switch to a raw pub/sub relay (SUBSCRIBE / PSUBSCRIBE).
-    Relay(Vec<Bytes>),
+    Relay(Request<'static>),
 }
 
 pub struct Session {
@@ -262,23 +262,13 @@ impl Session {
         let limit = self.ctx.shared.config.load().client_output_buffer_limit.0 as usize;
         loop {
             self.release_idle();
-            // Dispatch every complete request already buffered, within the limits.
-            while self.can_read() {
-                match self.decoder.decode(&mut self.inbuf) {
-                    Ok(Some(args)) if args.is_empty() => continue,
-                    Ok(Some(args)) => {
-                        if let Flow::Relay(first) = self.handle(args).await {
-                            return self.relay(first).await;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        self.metrics().error("client_protocol");
-                        self.reply(err(format!("ERR {e}")));
-                        self.closing = true;
-                        tracing::info!(peer = %self.peer, reason = %e, "malformed request: closing the client");
-                    }
-                }
+            // Dispatch every complete request already buffered, within the limits. The
+            // buffer is lent out meanwhile: requests are handled in place, not copied.
+            let mut buf = std::mem::take(&mut self.inbuf);
+            let relay = self.dispatch(&mut buf).await;
+            self.inbuf = buf;
+            if let Some(first) = relay {
+                return self.relay(first).await;
             }
             self.flush_out()?;
             let out_len = self.inbox.out_len();
@@ -315,6 +305,35 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Handles the complete requests at the start of `buf`, consuming them. Returns the
+    /// request that switches this client to a pub/sub relay, if one does.
+    async fn dispatch(&mut self, buf: &mut BytesMut) -> Option<Request<'static>> {
+        while self.can_read() {
+            match self.decoder.peek(buf) {
+                Ok(Some((req, used))) => {
+                    let flow = if req.is_empty() {
+                        Flow::Continue
+                    } else {
+                        self.handle(&req).await
+                    };
+                    drop(req);
+                    buf.advance(used);
+                    if let Flow::Relay(first) = flow {
+                        return Some(first);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.metrics().error("client_protocol");
+                    self.reply(err(format!("ERR {e}")));
+                    self.closing = true;
+                    tracing::info!(peer = %self.peer, reason = %e, "malformed request: closing the client");
+                }
+            }
+        }
+        None
     }
 
     fn can_read(&self) -> bool {
@@ -360,13 +379,13 @@ impl Session {
         Ok(())
     }
 
-    async fn handle(&mut self, args: Vec<Bytes>) -> Flow {
+    async fn handle(&mut self, args: &Request<'_>) -> Flow {
         if self.need_barrier && self.barrier().await.is_err() {
             self.closing = true;
             return Flow::Continue;
         }
         let spec = tandem_protocol::command::lookup(&args[0]);
-        let class = router::classify_spec(&args, spec);
+        let class = router::classify_spec(args, spec);
         let spec_idx = spec.map(|s| s.cmd as usize);
         if !self.authed
             && !matches!(
@@ -388,16 +407,16 @@ impl Session {
             Class::Admin if !self.ctx.shared.config.load().allow_admin => {
                 self.metrics().command(spec_idx, Route::Refused);
                 self.metrics().error("admin_refused");
-                self.reply(admin_refusal(&args));
+                self.reply(admin_refusal(args));
             }
             Class::Admin | Class::Write => {
-                self.send_master(&args, Kind::Write, spec_idx).await;
+                self.send_master(args, Kind::Write, spec_idx).await;
             }
             Class::MasterRead => {
-                self.send_master(&args, Kind::Plain, spec_idx).await;
+                self.send_master(args, Kind::Plain, spec_idx).await;
             }
-            Class::Read => self.read(&args, spec_idx).await,
-            Class::Blocking => self.blocking(&args, spec_idx).await,
+            Class::Read => self.read(args, spec_idx).await,
+            Class::Blocking => self.blocking(args, spec_idx).await,
         }
         Flow::Continue
     }
@@ -405,7 +424,7 @@ impl Session {
     /// Inside WATCH / MULTI everything goes to the pinned master connection.
     async fn handle_pinned(
         &mut self,
-        args: Vec<Bytes>,
+        args: &Request<'_>,
         class: Class,
         spec_idx: Option<usize>,
     ) -> Flow {
@@ -417,7 +436,7 @@ impl Session {
             }
             Class::Session(SessionCmd::Reset) => self.reset(),
             Class::Session(SessionCmd::Multi) if !self.in_multi => {
-                self.send_pinned(&args, Kind::Plain, spec_idx);
+                self.send_pinned(args, Kind::Plain, spec_idx);
                 self.in_multi = true;
                 self.multi_failed = false;
             }
@@ -426,7 +445,7 @@ impl Session {
                     let seq = self.inbox.alloc();
                     if let Some(c) = &self.pinned {
                         c.send(
-                            &[Bytes::from_static(b"DISCARD")],
+                            b"*1\r\n$7\r\nDISCARD\r\n",
                             self.pending(seq, Kind::Discard, Route::Pinned),
                         );
                     }
@@ -436,21 +455,21 @@ impl Session {
                     );
                 } else {
                     let concern = self.replicated_concern();
-                    self.send_write_pinned(&args, concern, spec_idx);
+                    self.send_write_pinned(args, concern, spec_idx);
                 }
                 self.unpin();
             }
             Class::Session(SessionCmd::Discard) if self.in_multi => {
-                self.send_pinned(&args, Kind::Plain, spec_idx);
+                self.send_pinned(args, Kind::Plain, spec_idx);
                 self.unpin();
             }
             Class::Session(SessionCmd::Exec) => {
                 // EXEC without MULTI also drops the WATCH on the backend.
-                self.send_pinned(&args, Kind::Plain, spec_idx);
+                self.send_pinned(args, Kind::Plain, spec_idx);
                 self.unpin();
             }
             Class::Session(SessionCmd::Unwatch) if !self.in_multi => {
-                self.send_pinned(&args, Kind::Plain, spec_idx);
+                self.send_pinned(args, Kind::Plain, spec_idx);
                 self.unpin();
             }
             Class::Session(SessionCmd::Select) if self.in_multi => {
@@ -465,7 +484,7 @@ impl Session {
                 {
                     self.db = n;
                 }
-                self.send_pinned(&args, Kind::Plain, spec_idx);
+                self.send_pinned(args, Kind::Plain, spec_idx);
             }
             Class::Session(
                 SessionCmd::Auth
@@ -490,9 +509,9 @@ impl Session {
                 if self.in_multi {
                     self.multi_failed = true;
                 }
-                self.reply(admin_refusal(&args));
+                self.reply(admin_refusal(args));
             }
-            _ => self.send_pinned(&args, Kind::Plain, spec_idx),
+            _ => self.send_pinned(args, Kind::Plain, spec_idx),
         }
         Flow::Continue
     }
@@ -512,7 +531,7 @@ impl Session {
         }
     }
 
-    fn send_pinned(&mut self, args: &[Bytes], kind: Kind, spec_idx: Option<usize>) {
+    fn send_pinned(&mut self, args: &Request<'_>, kind: Kind, spec_idx: Option<usize>) {
         let Some(c) = self.pinned.clone() else { return };
         self.metrics().command(spec_idx, Route::Pinned);
         if !c.is_ready() {
@@ -526,10 +545,10 @@ impl Session {
             return;
         }
         let seq = self.inbox.alloc();
-        c.send(args, self.pending(seq, kind, Route::Pinned));
+        c.send(args.wire(), self.pending(seq, kind, Route::Pinned));
     }
 
-    fn send_write_pinned(&mut self, args: &[Bytes], concern: bool, spec_idx: Option<usize>) {
+    fn send_write_pinned(&mut self, args: &Request<'_>, concern: bool, spec_idx: Option<usize>) {
         let Some(c) = self.pinned.clone() else { return };
         self.metrics().command(spec_idx, Route::Pinned);
         if !c.is_ready() {
@@ -543,14 +562,14 @@ impl Session {
     }
 
     /// Sends a write on `c` (held for the batch's `WAIT 1` under write concern `replicated`).
-    fn write_on(&self, c: &Rc<BackendConn>, args: &[Bytes], concern: bool, route: Route) {
+    fn write_on(&self, c: &Rc<BackendConn>, args: &Request<'_>, concern: bool, route: Route) {
         let seq = self.inbox.alloc();
         self.inbox.write_sent();
         if concern {
             let ms = (self.ctx.shared.config.load().command_timeout_ms / 2).max(1);
-            c.send_held(args, self.pending(seq, Kind::WriteHeld, route), ms);
+            c.send_held(args.wire(), self.pending(seq, Kind::WriteHeld, route), ms);
         } else {
-            c.send(args, self.pending(seq, Kind::Write, route));
+            c.send(args.wire(), self.pending(seq, Kind::Write, route));
         }
     }
 
@@ -651,14 +670,14 @@ impl Session {
         result
     }
 
-    async fn send_master(&mut self, args: &[Bytes], kind: Kind, spec_idx: Option<usize>) {
+    async fn send_master(&mut self, args: &Request<'_>, kind: Kind, spec_idx: Option<usize>) {
         self.send_master_as(args, kind, spec_idx, Route::Master)
             .await
     }
 
     async fn send_master_as(
         &mut self,
-        args: &[Bytes],
+        args: &Request<'_>,
         kind: Kind,
         spec_idx: Option<usize>,
         route: Route,
@@ -671,7 +690,7 @@ impl Session {
                     self.write_on(&c, args, concern, route);
                 } else {
                     let seq = self.inbox.alloc();
-                    c.send(args, self.pending(seq, kind, route));
+                    c.send(args.wire(), self.pending(seq, kind, route));
                 }
             }
             Err(e) => {
@@ -681,7 +700,7 @@ impl Session {
         }
     }
 
-    async fn read(&mut self, args: &[Bytes], spec_idx: Option<usize>) {
+    async fn read(&mut self, args: &Request<'_>, spec_idx: Option<usize>) {
         let (target, kind, addr) = {
             let cfg = self.ctx.shared.config.load();
             let snap = self.ctx.shared.topo.load();
@@ -715,8 +734,8 @@ impl Session {
                 self.metrics().command(spec_idx, Route::Replica);
                 let seq = self.inbox.alloc();
                 let mut pending = self.pending(seq, Kind::Plain, Route::Replica);
-                pending.resend = Some(args.into());
-                c.send(args, pending);
+                pending.resend = Some(Bytes::copy_from_slice(args.wire()));
+                c.send(args.wire(), pending);
                 return;
             }
             self.send_master_as(args, Kind::Plain, spec_idx, Route::Fallback)
@@ -735,7 +754,7 @@ impl Session {
             .await;
     }
 
-    async fn blocking(&mut self, args: &[Bytes], spec_idx: Option<usize>) {
+    async fn blocking(&mut self, args: &Request<'_>, spec_idx: Option<usize>) {
         if self.barrier().await.is_err() {
             self.closing = true;
             return;
@@ -764,19 +783,19 @@ impl Session {
     async fn session_cmd(
         &mut self,
         cmd: SessionCmd,
-        args: Vec<Bytes>,
+        args: &Request<'_>,
         spec_idx: Option<usize>,
     ) -> Flow {
         self.metrics().command(spec_idx, Route::Local);
         match cmd {
             SessionCmd::Ping => match args.len() {
                 1 => self.reply(Reply::status("PONG")),
-                2 => self.reply(Reply::Bulk(args[1].clone())),
+                2 => self.reply(Reply::Bulk(args.to_bytes(1))),
                 _ => self.reply(wrong_arity("ping")),
             },
             SessionCmd::Echo => {
                 if args.len() == 2 {
-                    self.reply(Reply::Bulk(args[1].clone()));
+                    self.reply(Reply::Bulk(args.to_bytes(1)));
                 } else {
                     self.reply(wrong_arity("echo"));
                 }
@@ -785,15 +804,15 @@ impl Session {
                 self.reply(Reply::Ok);
                 self.closing = true;
             }
-            SessionCmd::Auth => self.auth(&args),
-            SessionCmd::Hello => self.hello(&args),
-            SessionCmd::Select => self.select(&args).await,
-            SessionCmd::Client => self.client_cmd(&args).await,
+            SessionCmd::Auth => self.auth(args),
+            SessionCmd::Hello => self.hello(args),
+            SessionCmd::Select => self.select(args).await,
+            SessionCmd::Client => self.client_cmd(args).await,
             SessionCmd::Reset => self.reset(),
             SessionCmd::Multi => match self.pin().await {
                 Ok(c) => {
                     let seq = self.inbox.alloc();
-                    c.send(&args, self.pending(seq, Kind::Plain, Route::Pinned));
+                    c.send(args.wire(), self.pending(seq, Kind::Plain, Route::Pinned));
                     self.in_multi = true;
                     self.multi_failed = false;
                 }
@@ -806,7 +825,7 @@ impl Session {
                     match self.pin().await {
                         Ok(c) => {
                             let seq = self.inbox.alloc();
-                            c.send(&args, self.pending(seq, Kind::Plain, Route::Pinned));
+                            c.send(args.wire(), self.pending(seq, Kind::Plain, Route::Pinned));
                         }
                         Err(e) => self.reply(err(e)),
                     }
@@ -820,15 +839,15 @@ impl Session {
                     let name = String::from_utf8_lossy(&args[0]).to_lowercase();
                     self.reply(wrong_arity(&name));
                 } else {
-                    return Flow::Relay(args);
+                    return Flow::Relay(args.clone().into_owned());
                 }
             }
-            SessionCmd::Wait => self.wait(&args).await,
+            SessionCmd::Wait => self.wait(args).await,
         }
         Flow::Continue
     }
 
-    fn auth(&mut self, args: &[Bytes]) {
+    fn auth(&mut self, args: &Request<'_>) {
         let cfg = self.ctx.shared.config.load();
         let (user, pass) = match args.len() {
             2 => (None, &args[1]),
@@ -847,8 +866,8 @@ impl Session {
                 self.reply(Reply::Ok);
             }
             Some(pw) => {
-                let user_ok = user.is_none_or(|u| &u[..] == b"default");
-                if user_ok && &pass[..] == pw.as_bytes() {
+                let user_ok = user.is_none_or(|u| u == b"default");
+                if user_ok && pass == pw.as_bytes() {
                     self.authed = true;
                     self.reply(Reply::Ok);
                 } else {
@@ -862,7 +881,7 @@ impl Session {
         }
     }
 
-    fn hello(&mut self, args: &[Bytes]) {
+    fn hello(&mut self, args: &Request<'_>) {
         let mut proto = self.proto;
         let mut i = 1;
         if let Some(v) = args.get(1) {
@@ -902,7 +921,7 @@ impl Session {
                 self.authed = true;
                 i += 3;
             } else if args[i].eq_ignore_ascii_case(b"SETNAME") && i + 1 < args.len() {
-                setname = Some(args[i + 1].clone());
+                setname = Some(args.to_bytes(i + 1));
                 i += 2;
             } else {
                 self.reply(err(format!(
@@ -933,7 +952,7 @@ impl Session {
 
     /// SELECT is checked by the master (`SELECT n` then back to the current database on the
     /// same pooled connection), then this client's requests use the pools of database n.
-    async fn select(&mut self, args: &[Bytes]) {
+    async fn select(&mut self, args: &Request<'_>) {
         if args.len() != 2 {
             self.reply(wrong_arity("select"));
             return;
@@ -962,12 +981,12 @@ impl Session {
         };
         self.inbox.select_ok.set(None);
         let seq = self.inbox.alloc();
-        c.send(args, self.pending(seq, Kind::SelectProbe, Route::Master));
-        let back = [
-            Bytes::from_static(b"SELECT"),
-            Bytes::from(self.db.to_string()),
-        ];
-        c.send(&back, self.pending(seq, Kind::Discard, Route::Master));
+        c.send(
+            args.wire(),
+            self.pending(seq, Kind::SelectProbe, Route::Master),
+        );
+        let back = Request::from_args(&["SELECT", &self.db.to_string()]);
+        c.send(back.wire(), self.pending(seq, Kind::Discard, Route::Master));
         if self.barrier().await.is_err() {
             self.closing = true;
             return;
@@ -977,7 +996,7 @@ impl Session {
         }
     }
 
-    async fn client_cmd(&mut self, args: &[Bytes]) {
+    async fn client_cmd(&mut self, args: &Request<'_>) {
         let sub = args
             .get(1)
             .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
@@ -990,7 +1009,11 @@ impl Session {
                         "ERR Client names cannot contain spaces, newlines or special characters.",
                     ));
                 } else {
-                    self.name = if n.is_empty() { None } else { Some(n.clone()) };
+                    self.name = if n.is_empty() {
+                        None
+                    } else {
+                        Some(Bytes::copy_from_slice(n))
+                    };
                     self.reply(Reply::Ok);
                 }
             }
@@ -1035,12 +1058,12 @@ impl Session {
 
     /// WAIT numreplicas timeout, answered by the proxy from replication offsets: the number
     /// of replicas whose applied offset has reached this client's last write.
-    async fn wait(&mut self, args: &[Bytes]) {
+    async fn wait(&mut self, args: &Request<'_>) {
         if args.len() != 3 {
             self.reply(wrong_arity("wait"));
             return;
         }
-        let num = |b: &Bytes| {
+        let num = |b: &[u8]| {
             std::str::from_utf8(b)
                 .ok()
                 .and_then(|s| s.parse::<i64>().ok())
@@ -1097,7 +1120,7 @@ impl Session {
     /// Pub/sub: a dedicated master connection relayed byte for byte in both directions. The
     /// backend's output is read eagerly; if the client does not keep up and its unsent
     /// output passes the limit, it is disconnected (memory stays bounded).
-    async fn relay(&mut self, first: Vec<Bytes>) -> Result<(), String> {
+    async fn relay(&mut self, first: Request<'static>) -> Result<(), String> {
         self.barrier().await?;
         // Send everything that is ready before the relay starts.
         while self.inbox.out_len() > 0 {
@@ -1142,7 +1165,7 @@ impl Session {
         tracing::debug!(peer = %self.peer, backend = %addr, "client entered pub/sub: relaying");
         let limit = cfg.client_output_buffer_limit.0 as usize;
         let mut to_backend = BytesMut::new();
-        encode_command(&first, &mut to_backend);
+        to_backend.extend_from_slice(first.wire());
         to_backend.extend_from_slice(&self.inbuf.split());
         let mut out = BytesMut::with_capacity(16 * 1024);
         let mut from_client = BytesMut::with_capacity(16 * 1024);
@@ -1206,7 +1229,7 @@ impl Session {
     }
 }
 
-fn admin_refusal(args: &[Bytes]) -> Reply {
+fn admin_refusal(args: &Request<'_>) -> Reply {
     let mut name = String::from_utf8_lossy(&args[0]).to_uppercase();
     if let Some(sub) = args.get(1) {
         if args[0].eq_ignore_ascii_case(b"config")
