@@ -161,7 +161,12 @@ impl Tally {
                 c.failed_calls.fetch_add(failed, Ordering::Relaxed);
             }
         }
-        *self = Tally::default();
+        // per_cmd was drained above; resetting field by field avoids rewriting its inline
+        // storage every batch.
+        self.commands = 0;
+        self.hits = 0;
+        self.misses = 0;
+        self.dirty = 0;
     }
 }
 
