@@ -361,8 +361,7 @@ fn client_id_name_info_list() {
     assert!(text(&mut c, &["CLIENT", "INFO"]).contains(" flags=eT "));
     assert!(err(&mut c, &["CLIENT", "NO-EVICT", "maybe"]).contains("syntax error"));
     assert_eq!(text(&mut c, &["CLIENT", "REPLY", "ON"]), "OK");
-    assert!(err(&mut c, &["CLIENT", "REPLY", "OFF"]).contains("not supported"));
-    assert!(err(&mut c, &["CLIENT", "PAUSE", "100"]).contains("not supported"));
+    assert_eq!(text(&mut c, &["CLIENT", "PAUSE", "0"]), "OK");
     assert!(err(&mut c, &["CLIENT", "PAUSE", "abc"]).contains("timeout is not an integer"));
     assert_eq!(text(&mut c, &["CLIENT", "UNPAUSE"]), "OK");
     assert_eq!(
@@ -903,6 +902,8 @@ fn debug_and_memory() {
     assert!(err(&mut c, &["MEMORY", "USAGE"])
         .contains("wrong number of arguments for 'memory|usage' command"));
 
+    // Earlier commands may have been slow enough for the log in a debug build.
+    assert_eq!(text(&mut c, &["SLOWLOG", "RESET"]), "OK");
     assert_eq!(
         cmd(&mut c, &["SLOWLOG", "GET"]).unwrap(),
         Value::Array(vec![])

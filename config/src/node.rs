@@ -78,6 +78,12 @@ pub struct NodeConfig {
     pub zset_max_listpack_value: u64,
     pub list_max_listpack_size: i64,
     pub list_compress_depth: u64,
+    /// Commands running at least this many microseconds go to the slow log (-1: off).
+    pub slowlog_log_slower_than: i64,
+    pub slowlog_max_len: u64,
+    /// Events lasting at least this many milliseconds are sampled by the latency monitor
+    /// (0: off).
+    pub latency_monitor_threshold: u64,
     /// `debug`, `verbose`, `notice` or `warning`.
     pub loglevel: String,
     /// Log file; empty means standard error.
@@ -137,6 +143,9 @@ impl Default for NodeConfig {
             zset_max_listpack_value: 64,
             list_max_listpack_size: -2,
             list_compress_depth: 0,
+            slowlog_log_slower_than: 10000,
+            slowlog_max_len: 128,
+            latency_monitor_threshold: 0,
             loglevel: "notice".into(),
             logfile: String::new(),
         }
@@ -161,6 +170,9 @@ impl NodeConfig {
         if let Some(a) = self.bind_source_addr.as_deref().filter(|a| !a.is_empty()) {
             a.parse::<std::net::IpAddr>()
                 .map_err(|_| format!("bind-source-addr: not an IP address: {a:?}"))?;
+        }
+        if self.slowlog_log_slower_than < -1 {
+            return Err("slowlog-log-slower-than: must be -1 or more".into());
         }
         if self.proto_max_bulk_len.0 < 1024 * 1024 {
             return Err("proto-max-bulk-len: must be at least 1mb".into());

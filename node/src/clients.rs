@@ -10,6 +10,12 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Notify;
 
+/// A query buffer is resized only when at least this much of it is free (Redis's 4 KB).
+pub const QUERY_BUF_MIN_WASTE: usize = 4 * 1024;
+/// A busy client's query buffer larger than this shrinks to its recent peak when that peak
+/// used less than half of it (Redis's `PROTO_RESIZE_THRESHOLD`).
+pub const QUERY_BUF_RESIZE_THRESHOLD: usize = 32 * 1024;
+
 /// What a client connection is, as CLIENT LIST's `flags=` and `CLIENT KILL TYPE` see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -40,7 +46,12 @@ pub struct ClientInfo {
     pub subscriptions: AtomicUsize,
     pub psubscriptions: AtomicUsize,
     pub resp: AtomicU8,
+    /// Unprocessed bytes in the query buffer and its free space (CLIENT LIST `qbuf=`,
+    /// `qbuf-free=`), as of the session's last read.
     pub query_buf: AtomicUsize,
+    pub query_buf_free: AtomicUsize,
+    /// The cron asks the session to resize its query buffer (see [`QUERY_BUF_MIN_WASTE`]).
+    pub resize_query_buf: Notify,
     pub output_buf: AtomicUsize,
     pub killed: AtomicBool,
     pub kill: Notify,
@@ -87,6 +98,16 @@ impl ClientInfo {
     pub fn name(&self) -> String {
         self.name.lock().clone().unwrap_or_default()
     }
+    /// Whether the query buffer is worth a resize check (Redis's `clientsCronResizeQueryBuffer`
+    /// conditions, from the figures the session published): the session decides exactly.
+    pub fn query_buf_resizable(&self) -> bool {
+        let free = self.query_buf_free.load(Ordering::Relaxed);
+        let size = free + self.query_buf.load(Ordering::Relaxed);
+        free > QUERY_BUF_MIN_WASTE
+            && (self.idle_secs() > 2 || size > QUERY_BUF_RESIZE_THRESHOLD)
+            && !self.blocked.load(Ordering::Relaxed)
+    }
+
     /// Seconds since the last command.
     pub fn idle_secs(&self) -> u64 {
         let now = self.created.elapsed().as_millis() as u64;
@@ -123,6 +144,8 @@ impl Clients {
             psubscriptions: AtomicUsize::new(0),
             resp: AtomicU8::new(2),
             query_buf: AtomicUsize::new(0),
+            query_buf_free: AtomicUsize::new(0),
+            resize_query_buf: Notify::new(),
             output_buf: AtomicUsize::new(0),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
@@ -143,6 +166,13 @@ impl Clients {
 
     pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {
         self.map.lock().get(&id).cloned()
+    }
+
+    /// Calls `f` on every client, in id order, under the registry's lock (keep `f` short).
+    pub fn for_each(&self, mut f: impl FnMut(&Arc<ClientInfo>)) {
+        for c in self.map.lock().values() {
+            f(c);
+        }
     }
 
     /// A snapshot of every client, in id order.

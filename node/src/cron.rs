@@ -1,5 +1,6 @@
 //! The node's periodic work (Redis's `serverCron`): active expiry `hz` times a second,
-//! closing clients idle longer than `timeout`, and returning freed memory to the OS once a second.
+//! closing clients idle longer than `timeout`, resizing query buffers, ending a CLIENT PAUSE
+//! whose time is up, and returning freed memory to the OS once a second.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,11 +15,19 @@ pub async fn run(srv: Arc<Server>) {
         tokio::time::sleep(Duration::from_millis(1000 / hz as u64)).await;
         crate::cmd::server::cron_tick(&srv);
         crate::persistence::cron(&srv);
-        // As Redis, no active expiry while FAILOVER pauses writes (its DELs would move the
-        // offset the replicas must catch up with).
+        srv.pause.expire_if_due(&srv);
+        // Query buffers: the sessions resize theirs when asked (Redis's clientsCron).
+        srv.clients.for_each(|c| {
+            if c.query_buf_resizable() {
+                c.resize_query_buf.notify_one();
+            }
+        });
+        // As Redis, no active expiry while FAILOVER or CLIENT PAUSE pauses writes (its DELs
+        // would move the offset the replicas must catch up with).
         if srv.active_expire.load(Ordering::Relaxed)
             && !srv.is_replica()
             && !srv.repl.failover.active()
+            && !srv.pause.active()
         {
             crate::db::expiry::cycle(&srv);
         }

@@ -11,18 +11,22 @@
 //! - [`propagate`]: the stream of changes, in execution order, for replication and the AOF.
 //! - [`replication`]: backlog, master side and replica link.
 //! - [`alloc`]: the counting allocator behind `used_memory` and `maxmemory`.
+//! - [`slowlog`], [`latency`], [`pause`]: SLOWLOG, the latency monitor, CLIENT PAUSE.
 
 pub mod alloc;
 pub mod clients;
 pub mod cmd;
 pub mod cron;
 pub mod db;
+pub mod latency;
+pub mod pause;
 pub mod persistence;
 pub mod propagate;
 pub mod pubsub;
 pub mod replication;
 pub mod server;
 pub mod session;
+pub mod slowlog;
 pub mod stats;
 
 pub use server::{run, Server};

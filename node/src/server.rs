@@ -51,6 +51,12 @@ pub struct Server {
     pub repl: crate::replication::Replication,
     /// The append-only file (writer, rewrites, the offsets replies wait for).
     pub aof: crate::persistence::aof::Aof,
+    /// SLOWLOG entries and the per-command slow-path gate.
+    pub slowlog: crate::slowlog::SlowLog,
+    /// The latency monitor's events (LATENCY).
+    pub latency: crate::latency::Latency,
+    /// CLIENT PAUSE state.
+    pub pause: crate::pause::ClientPause,
     shutdown_tx: watch::Sender<bool>,
 }
 
@@ -75,9 +81,14 @@ impl Server {
             feed: crate::propagate::Feed::new(),
             repl: crate::replication::Replication::new(),
             aof: Default::default(),
+            slowlog: crate::slowlog::SlowLog::new(&config),
+            latency: Default::default(),
+            pause: Default::default(),
             shutdown_tx,
             config: ArcSwap::from_pointee(config),
         };
+        srv.latency
+            .set_threshold(srv.config.load().latency_monitor_threshold);
         let srv = Arc::new(srv);
         srv.aof.bind(&srv);
         srv
@@ -108,6 +119,8 @@ impl Server {
         self.maxmemory.store(config.maxmemory.0, Ordering::Relaxed);
         self.maxmemory_policy
             .store(policy_index(config.maxmemory_policy), Ordering::Relaxed);
+        self.slowlog.configure(&config);
+        self.latency.set_threshold(config.latency_monitor_threshold);
         self.config.store(Arc::new(config));
         self.repl.refresh_guards(self);
     }

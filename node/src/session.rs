@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::clients::{ClientInfo, ClientKind};
 use crate::cmd::{self, args, Ctx};
+use crate::latency::HIST_BUCKETS;
 use crate::pubsub::{Message, SUBSCRIBER_QUEUE};
 use crate::server::Server;
 
@@ -78,6 +79,24 @@ pub struct Session {
     /// The AOF stream position after this client's last write: its replies wait until the
     /// AOF is written (fsynced, with `appendfsync always`) that far.
     aof_mark: u64,
+    /// CLIENT REPLY state; `mute` is true while replies are dropped (OFF, or the command
+    /// after SKIP). Pub/sub pushes are always sent, as in Redis.
+    reply_mode: ReplyMode,
+    mute: bool,
+    /// Largest unprocessed query buffer since the last resize check (Redis's
+    /// `querybuf_peak`).
+    qpeak: usize,
+}
+
+/// CLIENT REPLY ON | OFF | SKIP.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReplyMode {
+    On,
+    Off,
+    /// CLIENT REPLY SKIP just ran: the next command's reply is dropped.
+    SkipNext,
+    /// This command's reply is dropped.
+    Skip,
 }
 
 /// Counters of the commands run since the last fold into the server's stats; folding once
@@ -88,8 +107,9 @@ struct Tally {
     hits: u64,
     misses: u64,
     dirty: u64,
-    /// (command index, calls, usec, failed calls)
-    per_cmd: smallvec::SmallVec<[(u16, u64, u64, u64); 8]>,
+    /// (command index, calls, usec, failed calls, LATENCY HISTOGRAM bucket counts)
+    #[allow(clippy::type_complexity)]
+    per_cmd: smallvec::SmallVec<[(u16, u64, u64, u64, [u32; HIST_BUCKETS]); 8]>,
 }
 
 impl Tally {
@@ -98,13 +118,19 @@ impl Tally {
         self.hits += hits;
         self.misses += misses;
         self.dirty += dirty;
+        let bucket = crate::latency::hist_bucket(usec);
         match self.per_cmd.iter_mut().find(|e| e.0 == cmd) {
             Some(e) => {
                 e.1 += 1;
                 e.2 += usec;
                 e.3 += failed as u64;
+                e.4[bucket] = e.4[bucket].saturating_add(1);
             }
-            None => self.per_cmd.push((cmd, 1, usec, failed as u64)),
+            None => {
+                let mut hist = [0; HIST_BUCKETS];
+                hist[bucket] = 1;
+                self.per_cmd.push((cmd, 1, usec, failed as u64, hist));
+            }
         }
     }
 
@@ -124,15 +150,25 @@ impl Tally {
         if self.dirty > 0 {
             srv.dirty.fetch_add(self.dirty, Ordering::Relaxed);
         }
-        for (cmd, calls, usec, failed) in self.per_cmd.drain(..) {
+        for (cmd, calls, usec, failed, hist) in self.per_cmd.drain(..) {
             let c = &st.commands[cmd as usize];
+            for (slot, n) in c.hist.counts.iter().zip(hist) {
+                if n > 0 {
+                    slot.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            }
             c.calls.fetch_add(calls, Ordering::Relaxed);
             c.usec.fetch_add(usec, Ordering::Relaxed);
             if failed > 0 {
                 c.failed_calls.fetch_add(failed, Ordering::Relaxed);
             }
         }
-        *self = Tally::default();
+        // per_cmd was drained above; resetting field by field avoids rewriting its inline
+        // storage every batch.
+        self.commands = 0;
+        self.hits = 0;
+        self.misses = 0;
+        self.dirty = 0;
     }
 }
 
@@ -175,6 +211,9 @@ pub async fn serve(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
         tally: Tally::default(),
         clock: Clock::new(),
         mark: Instant::now(),
+        reply_mode: ReplyMode::On,
+        mute: false,
+        qpeak: 0,
     };
     tracing::debug!(client = client.id, %peer, "client connected");
     let reason = s.run().await;
@@ -186,15 +225,18 @@ pub async fn serve(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
 
 impl Session {
     async fn run(&mut self) -> &'static str {
-        // Kill and shutdown are awaited by futures that live as long as the session: made
-        // once, not once per read (each would register with its notifier and deregister
-        // again: measurable on unpipelined commands).
+        // Kill, shutdown and buffer-resize requests are awaited by futures that live as long
+        // as the session, not made once per read (each would register with its notifier and
+        // deregister again: measurable on unpipelined commands).
         let client = self.client.clone();
         let killed = client.killed();
         tokio::pin!(killed);
         let mut shutdown_rx = self.shutdown.clone();
         let shutdown = shutdown_rx.changed();
         tokio::pin!(shutdown);
+        // The cron's request to shrink an idle query buffer (made again after each one).
+        let resize = client.resize_query_buf.notified();
+        tokio::pin!(resize);
         loop {
             // Run every complete request already buffered (pipelining), in order.
             loop {
@@ -210,6 +252,9 @@ impl Session {
                         if self.handle(args).await == After::Close {
                             let _ = self.flush().await;
                             return "closed by command";
+                        }
+                        if self.reply_mode != ReplyMode::On {
+                            self.next_reply_mode();
                         }
                         if self.wbuf.len() >= FLUSH_THRESHOLD && self.flush().await.is_err() {
                             return "write error";
@@ -237,14 +282,22 @@ impl Session {
                 tracing::warn!(client = self.client.id, peer = %self.client.addr, len = self.rbuf.len(), "closing client that reached max query buffer length");
                 return "query buffer limit";
             }
-            if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 2 {
+            // A buffer released while idle (capacity 0) is re-grown by the next read.
+            let cap = self.rbuf.capacity();
+            if self.rbuf.is_empty() && cap != 0 && cap < READ_CHUNK {
+                // Everything was consumed: reuse the allocation from its start.
+                let _ = self.rbuf.try_reclaim(READ_CHUNK);
+            }
+            if cap != 0 && self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 2 {
                 self.rbuf.reserve(READ_CHUNK);
             }
+            self.publish_query_buf();
             let subscribed = !self.channels.is_empty() || !self.patterns.is_empty();
             tokio::select! {
                 r = self.stream.read_buf(&mut self.rbuf) => match r {
                     Ok(0) => return "connection closed by client",
                     Ok(n) => {
+                        self.qpeak = self.qpeak.max(self.rbuf.len());
                         self.srv.stats.total_net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
                         self.clock = Clock::new();
                         self.mark = self.clock.base;
@@ -264,6 +317,10 @@ impl Session {
                 _ = &mut killed => {
                     let _ = self.flush().await;
                     return "killed";
+                }
+                _ = &mut resize => {
+                    resize.set(client.resize_query_buf.notified());
+                    self.resize_query_buf();
                 }
                 _ = &mut shutdown => return "server shutdown",
             }
@@ -330,7 +387,82 @@ impl Session {
         if let Reply::Error(e) = &r {
             self.srv.stats.error_reply(e);
         }
+        if self.mute && !matches!(r, Reply::Push(_)) {
+            return;
+        }
         r.encode(self.proto, &mut self.wbuf);
+    }
+
+    /// CLIENT REPLY ON | OFF | SKIP (Redis's semantics: OFF and SKIP reply nothing; SKIP
+    /// while OFF changes nothing; ON clears both and replies OK).
+    fn client_reply(&mut self, mode: &[u8]) {
+        if args::is(mode, "on") {
+            self.reply_mode = ReplyMode::On;
+            self.mute = false;
+            self.reply(Reply::Ok);
+        } else if args::is(mode, "off") {
+            self.reply_mode = ReplyMode::Off;
+            self.mute = true;
+        } else if args::is(mode, "skip") {
+            if self.reply_mode != ReplyMode::Off {
+                self.reply_mode = ReplyMode::SkipNext;
+            }
+        } else {
+            self.reply(args::syntax_error());
+        }
+    }
+
+    /// After a command while CLIENT REPLY is not ON: SKIP mutes exactly the next command.
+    fn next_reply_mode(&mut self) {
+        (self.reply_mode, self.mute) = match self.reply_mode {
+            ReplyMode::SkipNext => (ReplyMode::Skip, true),
+            ReplyMode::Skip | ReplyMode::On => (ReplyMode::On, false),
+            ReplyMode::Off => (ReplyMode::Off, true),
+        };
+    }
+
+    /// Makes the query buffer's size visible to CLIENT LIST (`qbuf`, `qbuf-free`).
+    fn publish_query_buf(&self) {
+        let len = self.rbuf.len();
+        self.client.query_buf.store(len, Ordering::Relaxed);
+        self.client
+            .query_buf_free
+            .store(self.rbuf.capacity() - len, Ordering::Relaxed);
+    }
+
+    /// Redis's `clientsCronResizeQueryBuffer`, asked for by the cron: a buffer idle for more
+    /// than 2 s gives its free space back; a big buffer whose recent peak used under half
+    /// of it shrinks to that peak. The peak then restarts.
+    fn resize_query_buf(&mut self) {
+        let len = self.rbuf.len();
+        let cap = self.rbuf.capacity();
+        if cap - len > crate::clients::QUERY_BUF_MIN_WASTE {
+            let keep = if self.client.idle_secs() > 2 {
+                // An idle client keeps no buffer at all until it sends again.
+                (len == 0).then_some(0)
+            } else if cap > crate::clients::QUERY_BUF_RESIZE_THRESHOLD && cap / 2 > self.qpeak {
+                Some(len.max(self.qpeak))
+            } else {
+                None
+            };
+            if let Some(keep) = keep {
+                let mut buf = if keep == 0 {
+                    BytesMut::new()
+                } else {
+                    BytesMut::with_capacity(keep)
+                };
+                buf.extend_from_slice(&self.rbuf);
+                self.rbuf = buf;
+                tracing::trace!(
+                    client = self.client.id,
+                    from = cap,
+                    to = keep,
+                    "query buffer resized"
+                );
+            }
+        }
+        self.qpeak = self.rbuf.len();
+        self.publish_query_buf();
     }
 
     fn push_message(&mut self, m: Message) {
@@ -402,9 +534,12 @@ impl Session {
             );
             return After::Continue;
         }
-        // Replication's checks (FAILOVER's write pause, READONLY, MASTERDOWN, NOREPLICAS):
-        // one load when off.
+        // Replication's checks (FAILOVER's write pause, READONLY, MASTERDOWN, NOREPLICAS)
+        // and CLIENT PAUSE: one load when off.
         if self.srv.repl.guards_on() {
+            if self.srv.pause.active() && self.wait_client_pause(spec).await {
+                return After::Close;
+            }
             let paused = match self.multi.as_ref() {
                 Some(m) if spec.cmd == Cmd::Exec => crate::replication::failover::pauses(
                     &self.srv,
@@ -418,6 +553,7 @@ impl Session {
                     return After::Close;
                 }
                 crate::replication::failover::wait_unpaused(&self.srv, &self.client).await;
+                self.mark = Instant::now();
             }
             let err = match self.multi.as_ref() {
                 Some(m) if spec.cmd == Cmd::Exec => crate::replication::check_command(
@@ -468,6 +604,27 @@ impl Session {
             return After::Continue;
         }
         self.dispatch(spec, args).await
+    }
+
+    /// Waits while CLIENT PAUSE holds this command back. True if the client went away.
+    async fn wait_client_pause(&mut self, spec: &'static CommandSpec) -> bool {
+        let srv = self.srv.clone();
+        let client = self.client.clone();
+        if !pause_blocks(&srv, &client, spec, self.multi.as_ref()) {
+            return false;
+        }
+        if self.flush().await.is_err() {
+            return true;
+        }
+        let multi = &self.multi;
+        srv.pause
+            .wait(&srv, &client, || {
+                pause_blocks(&srv, &client, spec, multi.as_ref())
+            })
+            .await;
+        // The command's own time starts now, not before the wait.
+        self.mark = Instant::now();
+        client.is_killed()
     }
 
     /// Counts a rejected call and replies with its error.
@@ -595,11 +752,28 @@ impl Session {
                 return self.blocking(spec, args).await;
             }
             Cmd::Wait => return self.wait(spec, args).await,
+            Cmd::Client if args.len() == 3 && args::is(&args[1], "reply") => {
+                self.client_reply(&args[2]);
+            }
             Cmd::Debug if args.len() == 3 && args::is(&args[1], "sleep") => {
                 match args::float(&args[2]) {
                     Ok(secs) if secs >= 0.0 => {
+                        let start = Instant::now();
                         tokio::time::sleep(Duration::from_secs_f64(secs.min(1e6))).await;
+                        self.mark = Instant::now();
+                        let usec = self.mark.duration_since(start).as_micros() as u64;
+                        self.tally.command(spec.cmd as u16, usec, false, 0, 0, 0);
+                        if usec >= self.srv.slowlog.gate() {
+                            crate::slowlog::command_ran(
+                                &self.srv,
+                                Some(&self.client),
+                                spec,
+                                &args,
+                                usec,
+                            );
+                        }
                         self.reply(Reply::Ok);
+                        return After::Continue;
                     }
                     Ok(_) | Err(_) => self.reply(Reply::error(args::ERR_NOT_FLOAT)),
                 }
@@ -607,6 +781,19 @@ impl Session {
             _ => {
                 let r = self.run_command(spec, &args);
                 self.reply(r);
+                return After::Continue;
+            }
+        }
+        // The commands the session runs itself (MULTI, EXEC, AUTH, SUBSCRIBE...): timed from
+        // the previous command's end, for the slow log and the latency monitor, as Redis
+        // times every command it calls.
+        let gate = self.srv.slowlog.gate();
+        if gate != u64::MAX {
+            let end = Instant::now();
+            let usec = end.saturating_duration_since(self.mark).as_micros() as u64;
+            self.mark = end;
+            if usec >= gate {
+                crate::slowlog::command_ran(&self.srv, Some(&self.client), spec, &args, usec);
             }
         }
         After::Continue
@@ -623,7 +810,7 @@ impl Session {
                 return oom;
             }
         }
-        if spec.cmd == Cmd::Info {
+        if matches!(spec.cmd, Cmd::Info | Cmd::Latency) {
             self.tally.fold(&self.srv);
         }
         let start = self.mark;
@@ -643,7 +830,7 @@ impl Session {
         ctx.client = Some(&self.client);
         let reply = cmd::execute(&mut ctx, spec, args);
         let db = ctx.db;
-        self.mark = finish(&mut self.tally, &ctx, spec, start, &reply);
+        self.mark = finish(&mut self.tally, &ctx, spec, args, start, &reply);
         if srv.feed.is_active() {
             let mut effects = Vec::new();
             let changed = ctx.dirty > 0;
@@ -734,7 +921,7 @@ impl Session {
             } else {
                 cmd::execute(&mut ctx, spec, args)
             };
-            finish(&mut self.tally, &ctx, spec, start, &r);
+            finish(&mut self.tally, &ctx, spec, args, start, &r);
             if propagating {
                 let changed = ctx.dirty > 0;
                 crate::propagate::collect(&mut ctx, db_before, args, changed, &mut effects);
@@ -757,7 +944,9 @@ impl Session {
         self.set_db(db);
         self.unwatch_all();
         // Errors inside EXEC were counted above; encode without counting them again.
-        Reply::Array(replies).encode(self.proto, &mut self.wbuf);
+        if !self.mute {
+            Reply::Array(replies).encode(self.proto, &mut self.wbuf);
+        }
     }
 
     fn unwatch_all(&mut self) {
@@ -888,6 +1077,8 @@ impl Session {
     }
 
     fn reset(&mut self) {
+        self.reply_mode = ReplyMode::On;
+        self.mute = false;
         self.multi = None;
         self.client.in_multi.store(false, Ordering::Relaxed);
         self.unwatch_all();
@@ -1036,13 +1227,13 @@ impl Session {
                 }
                 match served {
                     Ok(Some(r)) => {
-                        finish(&mut self.tally, &ctx, spec, start, &r);
+                        self.mark = finish(&mut self.tally, &ctx, spec, &args, start, &r);
                         drop(ctx);
                         self.reply(r);
                         return After::Continue;
                     }
                     Err(e) => {
-                        finish(&mut self.tally, &ctx, spec, start, &e);
+                        self.mark = finish(&mut self.tally, &ctx, spec, &args, start, &e);
                         drop(ctx);
                         self.reply(e);
                         return After::Continue;
@@ -1066,6 +1257,7 @@ impl Session {
             match outcome {
                 Wake::Retry => continue,
                 Wake::TimedOut => {
+                    self.mark = Instant::now();
                     self.tally.command(spec.cmd as u16, 0, false, 0, 0, 0);
                     self.reply(Reply::NilArray);
                     return After::Continue;
@@ -1200,9 +1392,26 @@ impl Session {
         if gone {
             return After::Close;
         }
+        self.mark = Instant::now();
         self.tally.command(_spec.cmd as u16, 0, false, 0, 0, 0);
         self.reply(Reply::Int(acked(&srv)));
         After::Continue
+    }
+}
+
+/// Whether CLIENT PAUSE holds `spec` back (for EXEC, judged by the queued commands).
+fn pause_blocks(
+    srv: &Server,
+    client: &ClientInfo,
+    spec: &CommandSpec,
+    multi: Option<&Multi>,
+) -> bool {
+    match multi {
+        Some(m) if spec.cmd == Cmd::Exec => {
+            srv.pause
+                .blocks(client, spec, Some(&mut m.queued.iter().map(|(s, _)| *s)))
+        }
+        _ => srv.pause.blocks(client, spec, None),
     }
 }
 
@@ -1211,6 +1420,7 @@ fn finish(
     tally: &mut Tally,
     ctx: &Ctx,
     spec: &CommandSpec,
+    args: &[Bytes],
     start: Instant,
     reply: &Reply,
 ) -> Instant {
@@ -1224,6 +1434,13 @@ fn finish(
         ctx.misses,
         ctx.dirty,
     );
+    if crate::latency::has_subcommands(spec) {
+        crate::latency::record_subcommand(ctx.srv, spec, args, usec);
+    }
+    // The slow log and the latency monitor: one comparison unless the command was slow.
+    if usec >= ctx.srv.slowlog.gate() {
+        crate::slowlog::command_ran(ctx.srv, ctx.client.map(|c| &**c), spec, args, usec);
+    }
     end
 }
 

@@ -1,5 +1,5 @@
-//! Server-wide counters for INFO (stats, commandstats, errorstats). Sessions add to them in
-//! batches; all counters are relaxed atomics, readable at any time.
+//! Server-wide counters for INFO (stats, commandstats, errorstats) and LATENCY HISTOGRAM.
+//! Sessions add to them in batches; all counters are relaxed atomics, readable at any time.
 
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
@@ -13,6 +13,8 @@ pub struct CmdStat {
     pub usec: AtomicU64,
     pub rejected_calls: AtomicU64,
     pub failed_calls: AtomicU64,
+    /// LATENCY HISTOGRAM buckets (not used by commands with subcommands).
+    pub hist: crate::latency::Histogram,
 }
 
 #[derive(Default)]
@@ -31,6 +33,8 @@ pub struct Stats {
     pub commands: Box<[CmdStat]>,
     /// Error counts by prefix (`errorstat_ERR:count=..`).
     pub errors: Mutex<BTreeMap<String, u64>>,
+    /// LATENCY HISTOGRAM buckets of subcommands, by full name (`client|id`).
+    pub sub_latency: Mutex<BTreeMap<String, [u64; crate::latency::HIST_BUCKETS]>>,
 }
 
 impl Stats {
@@ -75,7 +79,9 @@ impl Stats {
             c.usec.store(0, Ordering::Relaxed);
             c.rejected_calls.store(0, Ordering::Relaxed);
             c.failed_calls.store(0, Ordering::Relaxed);
+            c.hist.reset();
         }
         self.errors.lock().clear();
+        self.sub_latency.lock().clear();
     }
 }

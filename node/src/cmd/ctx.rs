@@ -152,7 +152,7 @@ impl<'a> Ctx<'a> {
 
     /// Finds `key` in database `db` with one hash lookup and returns (shard, index in the
     /// db's map). Applies lazy expiry: on a master an expired key is deleted (and counted);
-    /// on a replica (or during a FAILOVER) it is reported missing but left for the master's
+    /// on a replica (or during a FAILOVER or CLIENT PAUSE) it is reported missing but left for the master's
     /// DEL.
     fn locate(&mut self, db: usize, key: &[u8]) -> Option<(usize, usize)> {
         let sidx = self.srv.keyspace.shard_index(key);
@@ -166,7 +166,7 @@ impl<'a> Ctx<'a> {
         }
         // A replica leaves it for the master's DEL; so does a master while FAILOVER pauses
         // writes (Redis: the DEL would move the offset the replicas must reach).
-        if self.srv.is_replica() || self.srv.repl.failover.active() {
+        if self.srv.is_replica() || self.srv.repl.failover.active() || self.srv.pause.active() {
             return None;
         }
         self.shard_at(sidx).dbs[db].remove(key);

@@ -559,7 +559,10 @@ pub fn encoding_of(v: &Value, cfg: &NodeConfig) -> &'static str {
             }
         }
         Value::Set(s) => {
-            if fits(s.len(), cfg.set_max_intset_entries) && s.iter().all(|m| is_int_str(m)) {
+            if !s.is_hashtable()
+                && fits(s.len(), cfg.set_max_intset_entries)
+                && s.iter().all(|m| is_int_str(m))
+            {
                 "intset"
             } else {
                 "hashtable"

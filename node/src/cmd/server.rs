@@ -186,84 +186,14 @@ pub fn bgrewriteaof(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     crate::persistence::aof::bgrewriteaof(ctx.srv, ctx.in_exec)
 }
 
-/// SLOWLOG: Tandem keeps no slow log yet, so it is always empty (GET returns `[]`, LEN 0).
-pub fn slowlog(_ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let sub = args::lower(&args[1]);
-    match (sub.as_str(), args.len()) {
-        ("get", 2) => Ok(Reply::Array(vec![])),
-        ("get", 3) => {
-            let n = args::int(&args[2])?;
-            if n < -1 {
-                return Err(Reply::error(
-                    "ERR count should be greater than or equal to -1",
-                ));
-            }
-            Ok(Reply::Array(vec![]))
-        }
-        ("len", 2) => Ok(Reply::Int(0)),
-        ("reset", 2) => Ok(Reply::Ok),
-        ("help", 2) => Ok(help_reply(
-            "SLOWLOG",
-            &[
-                "GET [<count>]",
-                "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
-                "    Entries are made of:",
-                "    id, timestamp, time in microseconds, arguments array, client IP and port,",
-                "    client name",
-                "LEN",
-                "    Return the length of the slowlog.",
-                "RESET",
-                "    Reset the slowlog.",
-            ],
-        )),
-        ("get" | "len" | "reset" | "help", _) => Err(args::wrong_arity(&format!("slowlog|{sub}"))),
-        _ => Err(args::unknown_subcommand("slowlog", &args[1])),
-    }
+/// SLOWLOG (see [`crate::slowlog`]).
+pub fn slowlog(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    crate::slowlog::command(ctx.srv, args)
 }
 
-/// LATENCY: Tandem does not sample latency events yet, so every history is empty.
-pub fn latency(_ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let sub = args::lower(&args[1]);
-    match (sub.as_str(), args.len()) {
-        ("latest", 2) => Ok(Reply::Array(vec![])),
-        ("history", 3) => Ok(Reply::Array(vec![])),
-        ("reset", _) => Ok(Reply::Int(0)),
-        ("doctor", 2) => Ok(Reply::Verbatim(
-            "txt",
-            Bytes::from_static(
-                b"Dave, no latency spike was observed during the lifetime of this instance, \
-                  awesome! (Tandem does not sample latency events yet.)\n",
-            ),
-        )),
-        ("graph", 3) => Err(Reply::error(format!(
-            "ERR No samples available for event '{}'",
-            String::from_utf8_lossy(&args[2])
-        ))),
-        ("histogram", _) => Ok(Reply::Map(vec![])),
-        ("help", 2) => Ok(help_reply(
-            "LATENCY",
-            &[
-                "DOCTOR",
-                "    Return a human readable latency analysis report.",
-                "GRAPH <event>",
-                "    Return an ASCII latency graph for the <event> class.",
-                "HISTORY <event>",
-                "    Return time-latency samples for the <event> class.",
-                "LATEST",
-                "    Return the latest latency samples for all events.",
-                "RESET [<event> ...]",
-                "    Reset latency data of one or more <event> classes.",
-                "    (default: reset all data for all event classes)",
-                "HISTOGRAM [COMMAND ...]",
-                "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
-                "    If no commands are specified then all histograms are replied.",
-            ],
-        )),
-        ("latest" | "history" | "doctor" | "graph" | "help", _) => {
-            Err(args::wrong_arity(&format!("latency|{sub}")))
-        }
-        _ => Err(args::unknown_subcommand("latency", &args[1])),
-    }
+/// LATENCY (see [`crate::latency`]).
+pub fn latency(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    crate::latency::command(ctx.srv, args)
 }
 
 /// CLIENT SETNAME / HELLO SETNAME rule: no spaces, newlines or other special characters.

@@ -53,6 +53,7 @@ fn load_sets(ctx: &mut Ctx, keys: &[Bytes]) -> Result<Vec<Option<Arc<Set>>>, Rep
 
 pub fn sadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
+    let srv = ctx.srv;
     let set = ctx.set_or_create(key)?;
     let mut added = 0;
     for m in &args[2..] {
@@ -60,6 +61,10 @@ pub fn sadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             set.insert(CompactBytes::new(m));
             added += 1;
         }
+    }
+    if !set.is_hashtable() {
+        let max = srv.config.load().set_max_intset_entries;
+        set.note_added(args[2..].iter().map(|m| &m[..]), max);
     }
     if added > 0 {
         ctx.modified(key);
@@ -316,11 +321,13 @@ fn compute(ctx: &mut Ctx, keys: &[Bytes], op: SetOp) -> Result<Set, Reply> {
 }
 
 /// Stores `result` at `dest` (replacing any value and TTL), or deletes `dest` when it is empty.
-fn store_set(ctx: &mut Ctx, dest: &[u8], result: Set) -> Reply {
+fn store_set(ctx: &mut Ctx, dest: &[u8], mut result: Set) -> Reply {
     let n = result.len();
     if n == 0 {
         ctx.remove(dest);
     } else {
+        // Redis builds the result as an intset and converts it as it grows.
+        result.note_created(ctx.srv.config.load().set_max_intset_entries);
         ctx.set(dest, Value::Set(Arc::new(result)));
     }
     Reply::Int(n as i64)
@@ -408,9 +415,13 @@ pub fn smove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     ctx.remove_if_empty(src);
     ctx.modified(src);
+    let srv = ctx.srv;
     let d = ctx.set_or_create(dst)?;
     if !d.contains(&member[..]) {
         d.insert(CompactBytes::new(member));
+    }
+    if !d.is_hashtable() {
+        d.note_added([&member[..]], srv.config.load().set_max_intset_entries);
     }
     ctx.modified(dst);
     Ok(Reply::Int(1))

@@ -36,6 +36,8 @@ pub fn cycle(srv: &Server) -> u64 {
         }
     }
     NEXT_SHARD.store((first + done) % SHARDS, Ordering::Relaxed);
+    srv.latency
+        .sample_if_needed("expire-cycle", start.elapsed().as_millis() as u64);
     if deleted > 0 {
         srv.stats.expired_keys.fetch_add(deleted, Ordering::Relaxed);
         tracing::trace!(deleted, "active expiry cycle");

@@ -129,7 +129,83 @@ impl From<&str> for CompactBytes {
 
 pub type List = VecDeque<CompactBytes>;
 pub type Hash_ = HashMap<CompactBytes, CompactBytes>;
-pub type Set = HashSet<CompactBytes>;
+
+/// A set: its members, and whether Redis 7.0 would hold it as a hash table for good. Redis
+/// starts a set as an intset and converts it once it gets a member that is not an integer
+/// or more than `set-max-intset-entries` members, never back: OBJECT ENCODING needs that
+/// history, which the members alone do not tell. Derefs to the member map.
+#[derive(Clone, Debug, Default)]
+pub struct Set {
+    members: HashSet<CompactBytes>,
+    hashtable: bool,
+}
+
+/// Whether Redis can keep `m` in an intset (`string2ll` accepts it).
+pub fn is_intset_member(m: &[u8]) -> bool {
+    m.len() <= 20 && tandem_protocol::number::parse_i64(m).is_some()
+}
+
+impl Set {
+    pub fn with_capacity_and_hasher(n: usize, h: BuildHasher) -> Set {
+        Set {
+            members: HashSet::with_capacity_and_hasher(n, h),
+            hashtable: false,
+        }
+    }
+
+    /// True once the set was converted to a hash table (see [`Set`]).
+    #[inline]
+    pub fn is_hashtable(&self) -> bool {
+        self.hashtable
+    }
+
+    /// After adding `added` (SADD, SMOVE): converts for good if a new member is not an
+    /// integer or the set outgrew `max_intset`.
+    pub fn note_added<'a>(&mut self, added: impl IntoIterator<Item = &'a [u8]>, max_intset: u64) {
+        if !self.hashtable {
+            self.hashtable = self.members.len() as u64 > max_intset
+                || added.into_iter().any(|m| !is_intset_member(m));
+        }
+    }
+
+    /// For a set built whole (*STORE results, RDB load): a hash table if its members
+    /// already need one, as Redis's conversion while building it would decide.
+    pub fn note_created(&mut self, max_intset: u64) {
+        let members = &self.members;
+        self.hashtable =
+            members.len() as u64 > max_intset || members.iter().any(|m| !is_intset_member(m));
+    }
+}
+
+impl std::ops::Deref for Set {
+    type Target = HashSet<CompactBytes>;
+    fn deref(&self) -> &Self::Target {
+        &self.members
+    }
+}
+
+impl std::ops::DerefMut for Set {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.members
+    }
+}
+
+impl FromIterator<CompactBytes> for Set {
+    fn from_iter<I: IntoIterator<Item = CompactBytes>>(iter: I) -> Set {
+        Set {
+            members: iter.into_iter().collect(),
+            hashtable: false,
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Set {
+    type Item = &'a CompactBytes;
+    type IntoIter = indexmap::set::Iter<'a, CompactBytes>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.members.iter()
+    }
+}
 
 /// A stored value, one variant per Redis type.
 #[derive(Clone, Debug)]

@@ -1491,6 +1491,8 @@ fn read_value<R: Read>(inp: &mut In<R>, t: u8, key: &CompactBytes, at: u64) -> R
             if s.is_empty() {
                 return Ok(None);
             }
+            // Non-integer members: Redis loads it as a hash table, for good.
+            s.note_created(u64::MAX);
             Value::Set(Arc::new(s))
         }
         TYPE_ZSET | TYPE_ZSET_2 => {
@@ -1619,6 +1621,8 @@ fn read_value<R: Read>(inp: &mut In<R>, t: u8, key: &CompactBytes, at: u64) -> R
             if s.is_empty() {
                 return Ok(None);
             }
+            // Non-integer members: Redis loads it as a hash table, for good.
+            s.note_created(u64::MAX);
             Value::Set(Arc::new(s))
         }
         TYPE_HASH_ZIPMAP | TYPE_HASH_ZIPLIST | TYPE_HASH_LISTPACK => {

@@ -173,7 +173,8 @@ impl Replication {
         let cfg = srv.config.load();
         let on = srv.is_replica()
             || (cfg.min_replicas_to_write > 0 && cfg.min_replicas_max_lag > 0)
-            || self.failover.active();
+            || self.failover.active()
+            || srv.pause.active();
         self.guards.store(on, Ordering::Relaxed);
     }
 

@@ -1,7 +1,8 @@
 //! CLIENT: ID, SETNAME, GETNAME, LIST, INFO, KILL, SETINFO, NO-EVICT, NO-TOUCH, REPLY,
 //! PAUSE/UNPAUSE, UNBLOCK, TRACKING, TRACKINGINFO, CACHING, GETREDIR, HELP. Lines of CLIENT
-//! LIST / INFO use Redis 7.0's format. Features Tandem lacks (pausing, reply suppression,
-//! client-side caching) answer with an error naming them rather than pretending.
+//! LIST / INFO use Redis 7.0's format. CLIENT REPLY changes the session's own state, so the
+//! session runs it (this handler only sees it inside MULTI). Features Tandem lacks
+//! (client-side caching) answer with an error naming them rather than pretending.
 
 use bytes::Bytes;
 use std::fmt::Write as _;
@@ -15,6 +16,7 @@ use super::help_reply;
 use crate::clients::{ClientInfo, ClientKind};
 use crate::cmd::args::{self, CmdResult};
 use crate::cmd::Ctx;
+use crate::pause::PauseKind;
 
 /// `CLIENT KILL TYPE` / `CLIENT LIST TYPE` names.
 fn parse_type(name: &[u8]) -> Result<ClientKind, Reply> {
@@ -85,6 +87,7 @@ fn client_line(c: &ClientInfo, current: Option<&[Bytes]>) -> String {
             (c.query_buf.load(Ordering::Relaxed), c.idle_secs(), name)
         }
     };
+    let qbuf_free = c.query_buf_free.load(Ordering::Relaxed);
     let obl = c.output_buf.load(Ordering::Relaxed);
     let multi: i64 = if c.in_multi.load(Ordering::Relaxed) {
         0
@@ -94,7 +97,7 @@ fn client_line(c: &ClientInfo, current: Option<&[Bytes]>) -> String {
     let mut line = String::with_capacity(256);
     let _ = write!(
         line,
-        "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl={} oll=0 omem=0 tot-mem={} events={} cmd={} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl={} oll=0 omem=0 tot-mem={} events={} cmd={} user=default redir=-1 resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -107,8 +110,9 @@ fn client_line(c: &ClientInfo, current: Option<&[Bytes]>) -> String {
         c.psubscriptions.load(Ordering::Relaxed),
         multi,
         qbuf,
+        qbuf_free,
         obl,
-        qbuf + obl,
+        qbuf + qbuf_free + obl,
         if obl > 0 { "rw" } else { "r" },
         cmd,
         c.resp.load(Ordering::Relaxed),
@@ -229,32 +233,41 @@ pub fn client(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             }
             Ok(Reply::Ok)
         }
-        "reply" => {
-            if args::is(&args[2], "on") {
+        // Inside MULTI (the session runs it otherwise): OFF/SKIP would silence EXEC's reply.
+        "reply" if args.len() == 3 => {
+            if args::is(&args[2], "on") || args::is(&args[2], "off") || args::is(&args[2], "skip")
+            {
                 Ok(Reply::Ok)
-            } else if args::is(&args[2], "off") || args::is(&args[2], "skip") {
-                Err(Reply::error(
-                    "ERR CLIENT REPLY OFF and SKIP are not supported by tandem",
-                ))
             } else {
                 Err(args::syntax_error())
             }
         }
-        "pause" => {
+        "pause" if args.len() <= 4 => {
+            let kind = match args.get(3) {
+                None => PauseKind::All,
+                Some(m) if args::is(m, "write") => PauseKind::Write,
+                Some(m) if args::is(m, "all") => PauseKind::All,
+                Some(_) => return Err(Reply::error("ERR CLIENT PAUSE mode must be WRITE or ALL")),
+            };
             let t = args::int(&args[2])
                 .map_err(|_| Reply::error("ERR timeout is not an integer or out of range"))?;
             if t < 0 {
                 return Err(Reply::error("ERR timeout is negative"));
             }
-            if args.len() > 4
-                || (args.len() == 4 && !args::is(&args[3], "write") && !args::is(&args[3], "all"))
-            {
-                return Err(args::syntax_error());
-            }
-            Err(Reply::error("ERR CLIENT PAUSE is not supported by tandem"))
+            let end = std::time::Instant::now()
+                .checked_add(std::time::Duration::from_millis(t as u64))
+                .ok_or_else(|| Reply::error("ERR timeout is out of range"))?;
+            ctx.srv.pause.pause(ctx.srv, kind, end);
+            Ok(Reply::Ok)
         }
-        // Nothing is ever paused, so there is nothing to resume.
-        "unpause" => Ok(Reply::Ok),
+        "unpause" if args.len() == 2 => {
+            ctx.srv.pause.unpause(ctx.srv);
+            Ok(Reply::Ok)
+        }
+        "reply" | "pause" | "unpause" => Err(Reply::error(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+            String::from_utf8_lossy(&args[1])
+        ))),
         "unblock" => {
             let id = args::int(&args[2])?;
             if args.len() > 4

@@ -513,6 +513,33 @@ static PARAMS: &[Param] = &[
         }),
     },
     Param {
+        name: "slowlog-log-slower-than",
+        aliases: &[],
+        get: |c| c.slowlog_log_slower_than.to_string(),
+        set: Some(|c, v| {
+            c.slowlog_log_slower_than = parse_int(v, -1, i64::MAX)?;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "slowlog-max-len",
+        aliases: &[],
+        get: |c| c.slowlog_max_len.to_string(),
+        set: Some(|c, v| {
+            c.slowlog_max_len = parse_int(v, 0, i64::MAX)? as u64;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "latency-monitor-threshold",
+        aliases: &[],
+        get: |c| c.latency_monitor_threshold.to_string(),
+        set: Some(|c, v| {
+            c.latency_monitor_threshold = parse_int(v, 0, i64::MAX)? as u64;
+            Ok(())
+        }),
+    },
+    Param {
         name: "set-max-intset-entries",
         aliases: &[],
         get: |c| c.set_max_intset_entries.to_string(),
@@ -667,24 +694,6 @@ static EXTRAS: &[Extra] = &[
         aliases: &[],
         kind: Kind::Int(0, 100),
         default: "10",
-    },
-    Extra {
-        name: "slowlog-log-slower-than",
-        aliases: &[],
-        kind: Kind::Int(-1, i64::MAX),
-        default: "10000",
-    },
-    Extra {
-        name: "slowlog-max-len",
-        aliases: &[],
-        kind: Kind::Int(0, i64::MAX),
-        default: "128",
-    },
-    Extra {
-        name: "latency-monitor-threshold",
-        aliases: &[],
-        kind: Kind::Int(0, i64::MAX),
-        default: "0",
     },
     Extra {
         name: "latency-tracking",

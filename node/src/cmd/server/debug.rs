@@ -224,7 +224,8 @@ pub fn encoding(srv: &Server, v: &Value) -> &'static str {
             }
         }
         Value::Set(s) => {
-            if s.len() as u64 <= cfg.set_max_intset_entries
+            if !s.is_hashtable()
+                && s.len() as u64 <= cfg.set_max_intset_entries
                 && s.iter().all(|m| m.len() <= 20 && parse_i64(m).is_some())
             {
                 "intset"
