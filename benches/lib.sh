@@ -52,3 +52,6 @@ wait_ready() {
 
 # ratio A B: A/B with two decimals ("n/a" when B is 0).
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+# median NUMBER...: the middle value (the upper middle of an even count).
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of `tandem node` and redis-server on this machine, in one run:
 #  1. throughput: redis-benchmark -c 50 -n 200000 -t set,get, without pipelining (-P 1) and
-#     with 16 commands per pipeline (-P 16), against both servers; prints ops/s and the
-#     ratio node/redis for each test;
+#     with 16 commands per pipeline (-P 16), against both servers, ROUNDS times (the order
+#     alternating); prints the median ops/s, their ratio node/redis and each round's ratio;
 #  2. memory: loads 1,000,000 keys (`key:N`, 16-byte values) into each server through
 #     `redis-cli --pipe` and prints the resident set size (VmRSS) of both and the ratio.
 #
-# Usage: benches/node_vs_redis.sh            (REQUESTS=200000 CLIENTS=50 KEYS=1000000)
+# Usage: benches/node_vs_redis.sh            (REQUESTS=200000 CLIENTS=50 KEYS=1000000 ROUNDS=3)
 # Needs redis-server, redis-benchmark, redis-cli (Debian: apt-get install redis-server
 # redis-tools). Builds the release binary first. Everything it starts is killed on exit.
 set -euo pipefail
@@ -14,6 +14,7 @@ set -euo pipefail
 REQUESTS=${REQUESTS:-200000}
 CLIENTS=${CLIENTS:-50}
 KEYS=${KEYS:-1000000}
+ROUNDS=${ROUNDS:-3}
 source "$(dirname "$0")/lib.sh"
 require_tools redis-server redis-benchmark redis-cli python3
 build_release
@@ -39,20 +40,24 @@ bench() {
     awk -F'"' -v t="$(echo "$2" | tr a-z A-Z)" '$2 == t { print $4 }'
 }
 
-echo "== throughput: redis-benchmark -c $CLIENTS -n $REQUESTS ($(nproc) cores) =="
-printf '%-10s %14s %14s %12s\n' test "node ops/s" "redis ops/s" node/redis
-i=0
+echo "== throughput: redis-benchmark -c $CLIENTS -n $REQUESTS ($(nproc) cores, median of $ROUNDS rounds) =="
+printf '%-10s %14s %14s %12s %22s\n' test "node ops/s" "redis ops/s" node/redis "ratio per round"
 for pipeline in 1 16; do
   for t in set get; do
-    # Alternate the order so neither server always runs first.
-    if [ $((i % 2)) -eq 0 ]; then
-      r=$(bench "$REDIS_PORT" "$t" "$pipeline"); n=$(bench "$NODE_PORT" "$t" "$pipeline")
-    else
-      n=$(bench "$NODE_PORT" "$t" "$pipeline"); r=$(bench "$REDIS_PORT" "$t" "$pipeline")
-    fi
-    i=$((i + 1))
-    [ -n "$n" ] && [ -n "$r" ] || { echo "error: redis-benchmark gave no figure for $t -P $pipeline" >&2; exit 1; }
-    printf '%-10s %14.0f %14.0f %12s\n' "$(echo "$t" | tr a-z A-Z) -P $pipeline" "$n" "$r" "$(ratio "$n" "$r")"
+    ns=() rs=() per=()
+    for round in $(seq 1 "$ROUNDS"); do
+      # Alternate the order so neither server always runs first.
+      if [ $((round % 2)) -eq 1 ]; then
+        r=$(bench "$REDIS_PORT" "$t" "$pipeline"); n=$(bench "$NODE_PORT" "$t" "$pipeline")
+      else
+        n=$(bench "$NODE_PORT" "$t" "$pipeline"); r=$(bench "$REDIS_PORT" "$t" "$pipeline")
+      fi
+      [ -n "$n" ] && [ -n "$r" ] || { echo "error: redis-benchmark gave no figure for $t -P $pipeline" >&2; exit 1; }
+      ns+=("$n") rs+=("$r") per+=("$(ratio "$n" "$r")")
+    done
+    n=$(median "${ns[@]}") r=$(median "${rs[@]}")
+    printf '%-10s %14.0f %14.0f %12s %22s\n' "$(echo "$t" | tr a-z A-Z) -P $pipeline" "$n" "$r" \
+      "$(ratio "$n" "$r")" "$(IFS=' '; echo "${per[*]}")"
   done
 done
 

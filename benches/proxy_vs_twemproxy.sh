@@ -76,9 +76,6 @@ bench() {
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 TICK_US=$(( 1000000 / $(getconf CLK_TCK) ))
 
-# median of the numbers given as arguments
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-
 echo "== redis-benchmark -c $CLIENTS -n $REQUESTS ($(nproc) cores, proxy threads: $PROXY_THREADS, median of $ROUNDS interleaved rounds) =="
 printf '%-4s %-3s %11s %11s %11s %7s %8s %9s %9s %9s %9s %12s\n' \
   test P "direct/s" "tandem/s" "twem/s" "t/twem" "t/direct" "p50 dir" "p50 tan" "p50 twem" "added p50" "cpu/req t:tw"

@@ -70,6 +70,9 @@ pub struct Session {
     /// Wall clock of the current batch, and the end time of the last command.
     clock: Clock,
     mark: Instant,
+    /// When the session started (TSC clock): `last_interaction_ms` counts from here, which is
+    /// the client's `created` to within the session's set-up.
+    started: Instant,
     /// `master_repl_offset` after this client's last propagated write (what WAIT waits for).
     woff: u64,
     /// `woff` when this client's replies were last written.
@@ -211,6 +214,7 @@ pub async fn serve(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
         tally: Tally::default(),
         clock: Clock::new(),
         mark: Instant::now(),
+        started: Instant::now(),
         reply_mode: ReplyMode::On,
         mute: false,
         qpeak: 0,
@@ -270,10 +274,8 @@ impl Session {
                 }
             }
             self.tally.fold(&self.srv);
-            let now = self.client.created.elapsed().as_millis() as u64;
-            self.client
-                .last_interaction_ms
-                .store(now, Ordering::Relaxed);
+            // The end of the batch's last command, on the TSC clock (no system call).
+            self.touch(self.mark);
             if !self.wbuf.is_empty() && self.flush().await.is_err() {
                 return "write error";
             }
@@ -302,8 +304,7 @@ impl Session {
                         self.clock = Clock::new();
                         self.mark = self.clock.base;
                         // The client's last interaction is its last read, as in Redis.
-                        let since = self.client.created.elapsed().as_millis() as u64;
-                        self.client.last_interaction_ms.store(since, Ordering::Relaxed);
+                        self.touch(self.mark);
                     }
                     Err(_) => return "read error",
                 },
@@ -325,6 +326,14 @@ impl Session {
                 _ = &mut shutdown => return "server shutdown",
             }
         }
+    }
+
+    /// Records `at` as the client's last interaction (CLIENT LIST `idle`, `timeout`).
+    fn touch(&self, at: Instant) {
+        let since = at.saturating_duration_since(self.started).as_millis() as u64;
+        self.client
+            .last_interaction_ms
+            .store(since, Ordering::Relaxed);
     }
 
     fn cleanup(&mut self) {
