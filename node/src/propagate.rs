@@ -9,9 +9,9 @@
 
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use tandem_protocol::frame::encode_command;
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 use crate::replication::backlog::Backlog;
 
@@ -44,8 +44,11 @@ pub struct Feed {
     relay_only: AtomicBool,
     /// Mirror of `offset`, readable without the lock.
     offset: AtomicU64,
-    /// Tells replica senders that the offset moved.
-    offset_tx: watch::Sender<u64>,
+    /// Wakes replica senders waiting for the stream to grow ([`Feed::reached`]).
+    grown: Notify,
+    /// Senders waiting on `grown`. A write notifies only while one is: a notification takes
+    /// a lock, and writes happen once per command.
+    waiting: AtomicUsize,
     /// Mirror of `aof_tail`, readable without the lock: a session reads it right after its
     /// append to learn how far the AOF must be written (or fsynced) before it replies.
     aof_tail: AtomicU64,
@@ -59,7 +62,6 @@ impl Default for Feed {
 
 impl Feed {
     pub fn new() -> Feed {
-        let (offset_tx, _) = watch::channel(0);
         Feed {
             state: Mutex::new(FeedState {
                 last_db: None,
@@ -71,7 +73,8 @@ impl Feed {
             active: AtomicBool::new(false),
             relay_only: AtomicBool::new(false),
             offset: AtomicU64::new(0),
-            offset_tx,
+            grown: Notify::new(),
+            waiting: AtomicUsize::new(0),
             aof_tail: AtomicU64::new(0),
         }
     }
@@ -95,9 +98,29 @@ impl Feed {
         self.aof_tail.load(Ordering::Acquire)
     }
 
-    /// A receiver that sees every change of `master_repl_offset` (replica senders, WAIT).
-    pub fn subscribe_offset(&self) -> watch::Receiver<u64> {
-        self.offset_tx.subscribe()
+    /// Resolves once `master_repl_offset` has reached `offset` (at once if it has): a
+    /// replica sender waiting for stream bytes past what it has read. The waiter registers
+    /// before it checks the offset, so no growth is missed.
+    pub async fn reached(&self, offset: u64) {
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        loop {
+            let notified = self.grown.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            let _waiting = Waiting(&self.waiting);
+            // SeqCst on both sides: either this load sees the write's offset, or the write
+            // sees this waiter and notifies it.
+            if self.offset.load(Ordering::SeqCst) >= offset {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Runs `f` on the state under the lock (attaching a backlog or the AOF, reading the
@@ -230,8 +253,10 @@ impl Feed {
         if let Some(backlog) = st.backlog.as_mut() {
             backlog.append(bytes);
             st.offset += bytes.len() as u64;
-            self.offset.store(st.offset, Ordering::Release);
-            self.offset_tx.send_replace(st.offset);
+            self.offset.store(st.offset, Ordering::SeqCst);
+            if self.waiting.load(Ordering::SeqCst) > 0 {
+                self.grown.notify_waiters();
+            }
         }
         st.offset
     }

@@ -357,7 +357,6 @@ pub async fn sync_command(
         pending: BytesMut::new(),
         next: 0,
         streaming: false,
-        offset_rx: srv.feed.subscribe_offset(),
         drop_rx: srv.repl.drop_replicas.subscribe(),
         decoder: RequestDecoder::new(RequestLimits::default()),
         pre_psync: !psync,
@@ -464,7 +463,6 @@ struct Sender<'a> {
     next: u64,
     /// False until the stream may flow (diskless: until the first ACK after the payload).
     streaming: bool,
-    offset_rx: tokio::sync::watch::Receiver<u64>,
     drop_rx: tokio::sync::watch::Receiver<u64>,
     decoder: RequestDecoder,
     /// Attached with the old SYNC (Redis's CLIENT_PRE_PSYNC): no `+FULLRESYNC` line and no
@@ -576,7 +574,7 @@ impl Sender<'_> {
                         Err(_) => return "read error",
                     }
                 },
-                _ = self.offset_rx.changed(), if self.streaming && !writing => {}
+                _ = self.srv.feed.reached(self.next), if self.streaming && !writing => {}
                 _ = tick.tick() => {
                     let timeout = self.srv.config.load().repl_timeout;
                     let last = self.info.ack_time.load(Ordering::Relaxed);
@@ -742,7 +740,7 @@ impl Sender<'_> {
                     Some(Err(())) => return Err("snapshot failed"),
                     None => break,
                 },
-                _ = self.offset_rx.changed() => self.drain_stream()?,
+                _ = self.srv.feed.reached(self.next) => self.drain_stream()?,
             }
         }
         self.write_timed(mark.as_bytes()).await?;
@@ -766,7 +764,7 @@ impl Sender<'_> {
                     // Keepalive for a replica waiting on the snapshot.
                     self.write_timed(b"\n").await?;
                 }
-                _ = self.offset_rx.changed() => self.drain_stream()?,
+                _ = self.srv.feed.reached(self.next) => self.drain_stream()?,
             }
         };
         self.info.set_state(ReplicaState::SendBulk);

@@ -727,10 +727,13 @@ impl Applier {
         buf: &mut BytesMut,
         out: &mut BytesMut,
     ) -> LinkResult {
+        // One clock reading per batch: commands from the master never expire keys here, and
+        // their relative times were made absolute by the master.
+        let now = crate::now_ms();
         while let Some((len, ranges)) = parse_command(buf)? {
             let raw = buf.split_to(len).freeze();
             let args: Vec<Bytes> = ranges.iter().map(|r| raw.slice(r.clone())).collect();
-            self.apply(srv, args, raw, out);
+            self.apply(srv, args, raw, now, out);
         }
         Ok(())
     }
@@ -750,7 +753,7 @@ impl Applier {
         srv.feed.append_raw_meta(raw);
     }
 
-    fn apply(&mut self, srv: &Server, args: Vec<Bytes>, raw: Bytes, out: &mut BytesMut) {
+    fn apply(&mut self, srv: &Server, args: Vec<Bytes>, raw: Bytes, now: u64, out: &mut BytesMut) {
         if args.is_empty() {
             self.processed(srv, &raw);
             return;
@@ -767,7 +770,7 @@ impl Applier {
                     let queue: Vec<Queued> = std::mem::take(queue);
                     let bytes = std::mem::take(bytes);
                     self.multi = None;
-                    self.exec(srv, queue, &bytes);
+                    self.exec(srv, queue, &bytes, now);
                 }
                 Cmd::Discard => {
                     let bytes = std::mem::take(bytes);
@@ -800,7 +803,7 @@ impl Applier {
                 _ => tracing::warn!("invalid SELECT in the master's stream"),
             },
             _ => {
-                self.exec(srv, vec![(spec, args)], &raw);
+                self.exec(srv, vec![(spec, args)], &raw, now);
                 return;
             }
         }
@@ -809,11 +812,10 @@ impl Applier {
 
     /// Runs commands atomically under the locks of all their keys, keys never expiring,
     /// and counts/relays their bytes (`raw`) before releasing the locks.
-    fn exec(&mut self, srv: &Server, cmds: Vec<Queued>, raw: &[u8]) {
+    fn exec(&mut self, srv: &Server, cmds: Vec<Queued>, raw: &[u8], now: u64) {
         let all = cmds
             .iter()
             .any(|(s, _)| s.has(Flags::KEYSPACE) || s.cmd == Cmd::Select);
-        let now = crate::now_ms();
         let mut ctx = if all {
             Ctx::all(srv, self.db, now)
         } else {
