@@ -15,7 +15,8 @@ if [ ${#TESTS[@]} -eq 0 ]; then
   TESTS=(unit/type/string unit/type/incr unit/keyspace unit/expire unit/type/list unit/type/hash
          unit/type/set unit/type/zset unit/pubsub unit/multi unit/auth unit/protocol unit/info
          unit/info-command unit/scan unit/quit unit/introspection unit/introspection-2
-         unit/maxmemory unit/other unit/querybuf unit/limits unit/tracking unit/latency-monitor)
+         unit/maxmemory unit/other unit/querybuf unit/limits unit/tracking unit/latency-monitor
+         unit/slowlog unit/pause)
 fi
 TARGET=${TARGET:-tandem}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

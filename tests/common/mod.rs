@@ -15,12 +15,31 @@ use std::time::{Duration, Instant};
 /// How long a started process may take to answer PING.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Picks a free loopback port (bind to port 0, read it, release it).
+/// Picks a free loopback port for a server a test starts. Ports come from below Linux's
+/// ephemeral range (32768-60999): the kernel never gives those to outgoing connections, so
+/// a port found free here stays free until the server binds it (a port from `bind(0)` could
+/// be taken meanwhile by any connection's local end). Each port is handed out at most once
+/// per test process, so parallel tests never pick the same one.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port on loopback")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 10_000;
+    const HIGH: u32 = 32_000;
+    // Test binaries run one after another; each starts at its own place in the range.
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        LOW + (std::process::id() * 7919) % (HIGH - LOW),
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..(HIGH - LOW) {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = (LOW + (n - LOW) % (HIGH - LOW)) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on loopback in {LOW}..{HIGH}")
 }
 
 /// A running server process, killed (SIGKILL) and reaped on drop.
