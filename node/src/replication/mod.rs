@@ -188,8 +188,8 @@ impl Replication {
 
 /// Starts replication's background work: the cron, and the link when the configuration
 /// says `replicaof`. Called once by [`crate::server::run`] on the main runtime.
-pub fn start(srv: &Arc<Server>, runtime: tokio::runtime::Handle) {
-    let _ = srv.repl.runtime.set(runtime);
+pub fn start(srv: &Arc<Server>) {
+    let _ = srv.repl.runtime.set(tokio::runtime::Handle::current());
     srv.repl.refresh_guards(srv);
     if let Some(r) = srv.config.load().replicaof.clone() {
         // Started as a replica: PSYNC continues only a history restored from the RDB.
