@@ -137,7 +137,7 @@ impl Feed {
     /// Appends the effects of one command (or one EXEC) in order. More than one effect is
     /// wrapped in `MULTI`/`EXEC` so a replica applies them atomically, as Redis 7.0 does.
     /// Returns `master_repl_offset` after the append.
-    pub fn append(&self, effects: &[Effect]) -> u64 {
+    pub fn append<A: AsRef<[Bytes]>>(&self, effects: &[(usize, A)]) -> u64 {
         if effects.is_empty() || !self.is_active() || self.relay_only.load(Ordering::Relaxed) {
             return self.offset();
         }
@@ -147,7 +147,10 @@ impl Feed {
         // Byte ranges of replication-only commands (kept out of the AOF).
         let mut repl_only: smallvec::SmallVec<[std::ops::Range<usize>; 2]> =
             smallvec::SmallVec::new();
-        let first_db = effects.iter().find(|(_, a)| !is_repl_only(a)).map(|e| e.0);
+        let first_db = effects
+            .iter()
+            .find(|(_, a)| !is_repl_only(a.as_ref()))
+            .map(|e| e.0);
         if wrap {
             // MULTI goes after the SELECT of the first command's database.
             if let Some(db) = first_db {
@@ -156,6 +159,7 @@ impl Feed {
             encode_command(&[&b"MULTI"[..]], &mut out);
         }
         for (db, args) in effects {
+            let args = args.as_ref();
             if is_repl_only(args) {
                 // No SELECT: the command applies to no database.
                 let start = out.len();

@@ -841,13 +841,23 @@ impl Session {
         let db = ctx.db;
         self.mark = finish(&mut self.tally, &ctx, spec, args, start, &reply);
         if srv.feed.is_active() {
-            let mut effects = Vec::new();
             let changed = ctx.dirty > 0;
-            let expired = crate::propagate::collect(&mut ctx, self.db, args, changed, &mut effects);
-            if !effects.is_empty() {
-                // Still under the keys' locks: the stream keeps execution order.
-                self.woff = srv.feed.append_command(&effects, expired);
-                self.aof_mark = srv.feed.aof_tail();
+            // Still under the keys' locks: the stream keeps execution order.
+            if ctx.expired_dels.is_empty() && ctx.propagate.is_empty() {
+                // The usual write: the command itself, appended without copying its
+                // arguments into an effect list first.
+                if changed {
+                    self.woff = srv.feed.append(&[(self.db, args)]);
+                    self.aof_mark = srv.feed.aof_tail();
+                }
+            } else {
+                let mut effects = Vec::new();
+                let expired =
+                    crate::propagate::collect(&mut ctx, self.db, args, changed, &mut effects);
+                if !effects.is_empty() {
+                    self.woff = srv.feed.append_command(&effects, expired);
+                    self.aof_mark = srv.feed.aof_tail();
+                }
             }
         }
         drop(ctx);
