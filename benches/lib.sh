@@ -22,10 +22,15 @@ build_release() {
   (cd "$ROOT" && cargo build --release -q --bin tandem)
 }
 
-# Every process started goes into PIDS; all are killed, and WORK removed, on exit.
+# Every process started goes into PIDS (or, when started inside a command substitution,
+# whose variables the script never sees, into the file $WORK/pids); all are killed, and WORK
+# removed, on exit.
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
+  if [ -f "$WORK/pids" ]; then
+    while read -r p; do PIDS+=("$p"); done <"$WORK/pids"
+  fi
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$WORK"

@@ -32,7 +32,8 @@ start() { # kind name -> prints port
       --repl-diskless-sync yes --repl-diskless-sync-delay 0 >"$WORK/$2.log" 2>&1 &
   fi
   local pid=$!
-  PIDS+=("$pid")
+  # Called as $(start ...): a subshell, so PIDS would not reach the cleanup.
+  echo "$pid" >>"$WORK/pids"
   wait_ready "$port" "$pid" "$2"
   echo "$port"
 }
