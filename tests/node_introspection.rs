@@ -3,18 +3,11 @@
 //! sets (intset / hashtable, one-way conversion) and the query-buffer figures of CLIENT LIST.
 
 mod common;
+use common::query::{cmd, int, text};
 use common::{eventually, Proc, Raw, Resp};
 
 use redis::{Connection, Value};
 use std::time::{Duration, Instant};
-
-fn cmd(c: &mut Connection, args: &[&str]) -> redis::RedisResult<Value> {
-    let mut k = redis::cmd(args[0]);
-    for a in &args[1..] {
-        k.arg(*a);
-    }
-    k.query(c)
-}
 
 /// The error reply's exact text (`CODE detail`).
 fn err(c: &mut Connection, args: &[&str]) -> String {
@@ -24,23 +17,6 @@ fn err(c: &mut Connection, args: &[&str]) -> String {
             (Some(code), Some(detail)) => format!("{code} {detail}"),
             _ => e.to_string(),
         },
-    }
-}
-
-fn text(c: &mut Connection, args: &[&str]) -> String {
-    match cmd(c, args).unwrap() {
-        Value::BulkString(b) => String::from_utf8(b).unwrap(),
-        Value::SimpleString(s) => s,
-        Value::VerbatimString { text, .. } => text,
-        Value::Okay => "OK".into(),
-        v => panic!("{args:?}: not a string: {v:?}"),
-    }
-}
-
-fn int(c: &mut Connection, args: &[&str]) -> i64 {
-    match cmd(c, args).unwrap() {
-        Value::Int(i) => i,
-        v => panic!("{args:?}: not an integer: {v:?}"),
     }
 }
 

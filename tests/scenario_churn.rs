@@ -5,36 +5,21 @@
 //! - proxy-restart: 2 kill -9/restart cycles of the proxy under writes; fails when an
 //!   acknowledged write is lost, a read-back was stale, or clients did not continue.
 
-use std::process::Command;
+mod common;
 
-fn run_scenario(name: &str, extra: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["bench", "--scenario", name, "--json", "--runs", "1"])
-        .args([
-            "--cycles",
-            "2",
-            "--kill-after",
-            "700ms",
-            "--settle",
-            "500ms",
-        ])
-        .args(["--down-after-ms", "1000"])
-        .args(extra)
-        .output()
-        .expect("cannot run tandem bench");
-    assert!(
-        out.status.success(),
-        "tandem bench --scenario {name} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+fn run_scenario(name: &str, extra: &str) -> serde_json::Value {
+    common::bench_scenario(
+        &format!(
+            "--scenario {name} --runs 1 --cycles 2 --kill-after 700ms --settle 500ms \
+             --down-after-ms 1000 {extra}"
+        ),
+        "",
+    )
 }
 
 #[test]
 fn replica_churn_reads_never_fail_nor_go_stale() {
-    let v = run_scenario("replica-churn", &["--rate", "1000", "--clients", "8"]);
+    let v = run_scenario("replica-churn", "--rate 1000 --clients 8");
     assert_eq!(v["scenario"], "replica-churn");
     let run = &v["runs"][0];
     assert_eq!(run["restarts"].as_u64(), Some(2), "{v}");
@@ -55,7 +40,7 @@ fn replica_churn_reads_never_fail_nor_go_stale() {
 
 #[test]
 fn proxy_restart_clients_continue_and_lose_no_acknowledged_write() {
-    let v = run_scenario("proxy-restart", &["--rate", "400", "--clients", "4"]);
+    let v = run_scenario("proxy-restart", "--rate 400 --clients 4");
     assert_eq!(v["scenario"], "proxy-restart");
     let run = &v["runs"][0];
     assert_eq!(run["restarts"].as_u64(), Some(2), "{v}");

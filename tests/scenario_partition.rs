@@ -7,31 +7,16 @@
 //! did not go on; with `master` it checks that the report is consistent (the writes the old
 //! master acknowledged during the cut are the only ones that can vanish).
 
-use std::process::Command;
+mod common;
 
 fn run_scenario(write_concern: &str) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["bench", "--scenario", "partition", "--json", "--runs", "1"])
-        .args(["--rate", "500", "--clients", "4"])
-        .args([
-            "--kill-after",
-            "1s",
-            "--settle",
-            "1s",
-            "--down-after-ms",
-            "500",
-        ])
-        .args(["--write-concern", write_concern])
-        .output()
-        .expect("cannot run tandem bench");
-    assert!(
-        out.status.success(),
-        "tandem bench --scenario partition failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    common::bench_scenario(
+        &format!(
+            "--scenario partition --runs 1 --rate 500 --clients 4 --kill-after 1s --settle 1s \
+             --down-after-ms 500 --write-concern {write_concern}"
+        ),
+        "",
+    )
 }
 
 fn count(run: &serde_json::Value, name: &str) -> u64 {

@@ -6,26 +6,15 @@
 //! through the restarted twemproxy, another master afterwards, and the count of lost
 //! acknowledged writes reported (Redis has no mode that promises none, so it is not asserted).
 
-use std::process::Command;
+mod common;
 
 #[test]
 fn failover_on_redis_sentinel_and_twemproxy() {
-    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["bench", "--scenario", "failover", "--stack", "redis"])
-        .args(["--json", "--runs", "1", "--rate", "500", "--clients", "4"])
-        .args(["--kill-after", "1s", "--settle", "1s"])
-        .args(["--down-after-ms", "500", "--failover-timeout-ms", "3000"])
-        .output()
-        .expect("cannot run tandem bench");
-    assert!(
-        out.status.success(),
-        "tandem bench --scenario failover --stack redis failed: {}\n{}\n\
-         (needs redis-server and nutcracker: apt-get install -y redis-server nutcracker)",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+    let v = common::bench_scenario(
+        "--scenario failover --stack redis --runs 1 --rate 500 --clients 4 --kill-after 1s \
+         --settle 1s --down-after-ms 500 --failover-timeout-ms 3000",
+        "\n(needs redis-server and nutcracker: apt-get install -y redis-server nutcracker)",
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
     assert_eq!(v["scenario"], "failover");
     assert_eq!(v["stack"], "redis", "{v}");
     assert_eq!(v["write_concern"], "master", "{v}");

@@ -3,6 +3,7 @@
 //! the shape matters, and through redis-cli.
 
 mod common;
+use common::query::{cmd, int, text};
 use common::{eventually, Proc};
 
 use redis::{Connection, InfoDict, Value};
@@ -10,35 +11,10 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-fn cmd(c: &mut Connection, args: &[&str]) -> redis::RedisResult<Value> {
-    let mut k = redis::cmd(args[0]);
-    for a in &args[1..] {
-        k.arg(*a);
-    }
-    k.query(c)
-}
-
 fn err(c: &mut Connection, args: &[&str]) -> String {
     match cmd(c, args) {
         Ok(v) => panic!("{args:?} should fail, got {v:?}"),
         Err(e) => e.to_string(),
-    }
-}
-
-fn text(c: &mut Connection, args: &[&str]) -> String {
-    match cmd(c, args).unwrap() {
-        Value::BulkString(b) => String::from_utf8(b).unwrap(),
-        Value::SimpleString(s) => s,
-        Value::VerbatimString { text, .. } => text,
-        Value::Okay => "OK".into(),
-        v => panic!("{args:?}: not a string: {v:?}"),
-    }
-}
-
-fn int(c: &mut Connection, args: &[&str]) -> i64 {
-    match cmd(c, args).unwrap() {
-        Value::Int(i) => i,
-        v => panic!("{args:?}: not an integer: {v:?}"),
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod compare;
 pub mod exact;
+pub mod query;
 pub mod repl;
 
 use std::net::TcpListener;
@@ -40,6 +41,26 @@ pub fn free_port() -> u16 {
         }
     }
     panic!("no free port on loopback in {LOW}..{HIGH}")
+}
+
+/// Runs `tandem bench ARGS --json` (ARGS split at whitespace; a fault scenario starts and
+/// stops its own deployment), asserts that it succeeded (`hint` is added to the failure
+/// message), and returns its JSON report.
+pub fn bench_scenario(args: &str, hint: &str) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .arg("bench")
+        .args(args.split_whitespace())
+        .arg("--json")
+        .output()
+        .expect("cannot run tandem bench");
+    assert!(
+        out.status.success(),
+        "tandem bench {args} failed: {}\n{}{hint}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 /// A running server process, killed (SIGKILL) and reaped on drop.
