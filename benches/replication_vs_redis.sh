@@ -4,11 +4,13 @@
 #     for the defaults) gets an empty replica (REPLICAOF); prints the time until the replica's
 #     link is up with every key loaded, for both pairs and the ratio tandem/redis;
 #  2. steady-state lag: a writer sends RATE SET/s (pipelined batches every 10 ms) to the
-#     master for SECONDS seconds while a probe writes a fresh value to one key every 10 ms on
-#     the master and polls the replica until it shows it; prints p50/p99/max of that delay.
+#     master for DURATION seconds while a probe writes a fresh value to one key every 10 ms on
+#     the master and polls the replica until it shows it; p50/p99/max of that delay. Repeated
+#     ROUNDS times, the order alternating (a p99 of ~1000 probes swings +-20% between runs on
+#     a shared machine); prints the medians, their ratios and each round's p99 ratio.
 # Both use diskless sync (Redis with repl-diskless-sync-delay 0).
 #
-# Usage: benches/replication_vs_redis.sh   (KEYS=1000000 VALUE_SIZE=90 RATE=50000 DURATION=10)
+# Usage: benches/replication_vs_redis.sh   (KEYS=1000000 VALUE_SIZE=90 RATE=50000 DURATION=10 ROUNDS=3)
 # Needs redis-server, redis-cli, python3. Builds the release binary first. Everything it
 # starts is killed on exit.
 set -euo pipefail
@@ -17,6 +19,7 @@ KEYS=${KEYS:-1000000}
 VALUE_SIZE=${VALUE_SIZE:-90}
 RATE=${RATE:-50000}
 SECONDS_RUN=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
 source "$(dirname "$0")/lib.sh"
 require_tools redis-server redis-cli python3
 build_release
@@ -126,11 +129,24 @@ printf '%-12s %10s %10s %14s\n' "" tandem redis tandem/redis
 printf '%-12s %9ss %9ss %14s\n' "full sync" "$tsync" "$rsync" "$(ratio "$tsync" "$rsync")"
 
 echo
-echo "== replica lag: probe every 10 ms under ~$RATE SET/s for ${SECONDS_RUN}s =="
-read -r tp50 tp99 tmax trate < <(lag "$tm" "$tr")
-read -r rp50 rp99 rmax rrate < <(lag "$rm" "$rr")
+echo "== replica lag: probe every 10 ms under ~$RATE SET/s for ${SECONDS_RUN}s, median of $ROUNDS rounds =="
+declare -A got
+per_round=()
+for round in $(seq 1 "$ROUNDS"); do
+  if [ $((round % 2)) = 1 ]; then order="tandem redis"; else order="redis tandem"; fi
+  for kind in $order; do
+    if [ "$kind" = tandem ]; then got[$kind,$round]=$(lag "$tm" "$tr"); else got[$kind,$round]=$(lag "$rm" "$rr"); fi
+  done
+  read -r _ t99 _ _ <<<"${got[tandem,$round]}"
+  read -r _ r99 _ _ <<<"${got[redis,$round]}"
+  per_round+=("$(ratio "$t99" "$r99")")
+done
+# field N of every round of KIND
+col() { local r; for r in $(seq 1 "$ROUNDS"); do awk -v f="$2" '{ print $f }' <<<"${got[$1,$r]}"; done; }
 printf '%-12s %10s %10s %14s\n' "" tandem redis tandem/redis
-printf '%-12s %8sms %8sms %14s\n' "lag p50" "$tp50" "$rp50" "$(ratio "$tp50" "$rp50")"
-printf '%-12s %8sms %8sms %14s\n' "lag p99" "$tp99" "$rp99" "$(ratio "$tp99" "$rp99")"
-printf '%-12s %8sms %8sms %14s\n' "lag max" "$tmax" "$rmax" "$(ratio "$tmax" "$rmax")"
-printf '%-12s %10s %10s\n' "writes/s" "$trate" "$rrate"
+for f in 1:p50 2:p99 3:max; do
+  t=$(median $(col tandem "${f%%:*}")) r=$(median $(col redis "${f%%:*}"))
+  printf '%-12s %8sms %8sms %14s\n' "lag ${f#*:}" "$t" "$r" "$(ratio "$t" "$r")"
+done
+printf '%-12s %10s %10s\n' "writes/s" "$(median $(col tandem 4))" "$(median $(col redis 4))"
+echo "p99 ratio of each round: ${per_round[*]}"

@@ -27,6 +27,9 @@ use crate::server::Server;
 
 /// Flush the output buffer once it grows past this, even mid-batch.
 const FLUSH_THRESHOLD: usize = 64 * 1024;
+/// Stream bytes a batch writes before they are pushed to the replicas mid-batch (Redis's
+/// 16 KiB I/O chunk).
+const PUSH_EARLY: u64 = 16 * 1024;
 /// Read buffer growth step.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -75,8 +78,8 @@ pub struct Session {
     started: Instant,
     /// `master_repl_offset` after this client's last propagated write (what WAIT waits for).
     woff: u64,
-    /// `woff` when this client's replies were last written.
-    flushed_woff: u64,
+    /// `woff` when the stream was last pushed to the replicas.
+    pushed_woff: u64,
     /// What the peer said with REPLCONF (listening port, capabilities) before PSYNC.
     replconf: crate::replication::master::ReplicaConf,
     /// The AOF stream position after this client's last write: its replies wait until the
@@ -202,7 +205,7 @@ pub async fn serve(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
         multi: None,
         watch_flag: Arc::new(AtomicBool::new(false)),
         woff: 0,
-        flushed_woff: 0,
+        pushed_woff: 0,
         replconf: Default::default(),
         aof_mark: 0,
         watched: Vec::new(),
@@ -263,6 +266,11 @@ impl Session {
                         if self.wbuf.len() >= FLUSH_THRESHOLD && self.flush().await.is_err() {
                             return "write error";
                         }
+                        if self.woff >= self.pushed_woff + PUSH_EARLY {
+                            // A long batch of writes: the replicas start on its first part
+                            // while this thread runs the rest.
+                            self.push_stream();
+                        }
                     }
                     Ok(None) => break,
                     Err(e) => {
@@ -276,7 +284,10 @@ impl Session {
             self.tally.fold(&self.srv);
             // The end of the batch's last command, on the TSC clock (no system call).
             self.touch(self.mark);
-            if !self.wbuf.is_empty() && self.flush().await.is_err() {
+            // (A muted client's batch has no replies but may still have stream to push.)
+            if (!self.wbuf.is_empty() || self.woff != self.pushed_woff)
+                && self.flush().await.is_err()
+            {
                 return "write error";
             }
             let limit = self.srv.config.load().client_query_buffer_limit.0 as usize;
@@ -347,21 +358,16 @@ impl Session {
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {
+        // As Redis (replicas first in beforeSleep's write pass): the stream this batch wrote
+        // goes to the replicas before the client reads its reply, so a replica is never
+        // further behind than the client's own view (unless its socket is full).
+        self.push_stream();
         if self.wbuf.is_empty() {
             return Ok(());
         }
         if self.aof_mark > self.srv.aof.acked() {
             // Group commit: one AOF write (and fsync) covers every session waiting here.
             self.srv.aof.wait_acked(self.aof_mark).await;
-        }
-        if self.woff != self.flushed_woff {
-            self.flushed_woff = self.woff;
-            if self.srv.repl.replicas.count() > 0 {
-                // As Redis (replicas first in beforeSleep's write pass): the replica senders
-                // this batch woke write the stream before the client reads its reply, so a
-                // replica is never further behind than the client's own view.
-                tokio::task::yield_now().await;
-            }
         }
         let n = self.wbuf.len();
         // A killed client (CLIENT KILL, slow subscriber) may never read: never wait on it.
@@ -382,6 +388,19 @@ impl Session {
             .total_net_output_bytes
             .fetch_add(n as u64, Ordering::Relaxed);
         r
+    }
+
+    /// Sends the replicas the stream this session wrote since it last did (see
+    /// [`crate::replication::master::Registry::push`]).
+    fn push_stream(&mut self) {
+        if self.woff != self.pushed_woff {
+            self.pushed_woff = self.woff;
+            let n = self.srv.repl.replicas.push(&self.srv.feed);
+            self.srv
+                .stats
+                .total_net_output_bytes
+                .fetch_add(n as u64, Ordering::Relaxed);
+        }
     }
 
     /// Writes `wbuf[from..]`, waiting for the socket, unless the client is killed meanwhile.

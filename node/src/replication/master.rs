@@ -8,6 +8,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 use parking_lot::Mutex;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,6 +77,48 @@ pub struct ReplicaInfo {
     pub ack_off: AtomicU64,
     /// Unix seconds of the last ACK (`repl_ack_time`).
     pub ack_time: AtomicU64,
+    /// What the replica is still to be sent of the stream.
+    out: Mutex<Outgoing>,
+}
+
+/// The part of the stream a replica has yet to receive, shared by its sender task and, while
+/// the stream flows, by the sessions whose writes it carries ([`Registry::push`]).
+#[derive(Default)]
+struct Outgoing {
+    /// Offset of the next stream byte to read from the backlog.
+    next: u64,
+    /// Stream bytes read from the backlog and not yet written.
+    pending: BytesMut,
+    /// The replica's socket (a duplicate of the sender's descriptor, non-blocking like it)
+    /// while the stream flows; `None` before and after, so nothing else writes to it then.
+    socket: Option<std::net::TcpStream>,
+}
+
+impl Outgoing {
+    /// Moves stream bytes from the backlog into `pending` (bounded).
+    fn pull(&mut self, feed: &crate::propagate::Feed) -> Result<(), &'static str> {
+        if feed.offset() < self.next {
+            return Ok(());
+        }
+        let next = self.next;
+        let room = REPLICA_BUFFER_LIMIT.saturating_sub(self.pending.len());
+        if room == 0 {
+            return Err("output buffer limit reached");
+        }
+        let got = feed.with_state(|st| {
+            st.backlog
+                .as_ref()
+                .and_then(|b| b.read_from(next, STREAM_CHUNK.min(room)))
+        });
+        match got {
+            Some(b) => {
+                self.next += b.len() as u64;
+                self.pending.extend_from_slice(&b);
+                Ok(())
+            }
+            None => Err("fell behind the replication backlog"),
+        }
+    }
 }
 
 impl ReplicaInfo {
@@ -116,6 +159,33 @@ impl Registry {
     }
     fn remove(&self, client_id: u64) {
         self.list.lock().retain(|r| r.client_id != client_id);
+    }
+    /// Writes to each streaming replica the stream it has not been sent, from the caller's
+    /// thread and without waiting: a session calls this after its batch wrote to the stream
+    /// and before it replies, as Redis writes to replicas first in `beforeSleep`. The replica
+    /// then gets the stream without a wake-up of its sender task on another thread. Whatever
+    /// the socket does not take at once, or a replica whose sender is busy, is left to the
+    /// sender task (the stream's growth has woken it). Returns the bytes written.
+    pub fn push(&self, feed: &crate::propagate::Feed) -> usize {
+        let mut written = 0;
+        for r in self.list.lock().iter() {
+            let Some(mut out) = r.out.try_lock() else {
+                continue;
+            };
+            if out.socket.is_none() || !out.pending.is_empty() || out.pull(feed).is_err() {
+                continue;
+            }
+            let out = &mut *out;
+            let Some(socket) = out.socket.as_ref() else {
+                continue;
+            };
+            if let Ok(n) = std::io::Write::write(&mut &*socket, &out.pending) {
+                out.pending.advance(n);
+                written += n;
+            }
+            // WouldBlock or an error: the sender task waits for the socket or meets the error.
+        }
+        written
     }
     /// Online replicas that acknowledged at least `offset` (WAIT).
     pub fn count_acked(&self, offset: u64) -> usize {
@@ -346,6 +416,7 @@ pub async fn sync_command(
         state: AtomicU8::new(ReplicaState::WaitBgsave as u8),
         ack_off: AtomicU64::new(0),
         ack_time: AtomicU64::new(unix_secs()),
+        out: Mutex::new(Outgoing::default()),
     });
     client.set_kind(ClientKind::Replica);
     let mut sender = Sender {
@@ -354,8 +425,6 @@ pub async fn sync_command(
         info: info.clone(),
         stream,
         rbuf,
-        pending: BytesMut::new(),
-        next: 0,
         streaming: false,
         drop_rx: srv.repl.drop_replicas.subscribe(),
         decoder: RequestDecoder::new(RequestLimits::default()),
@@ -378,7 +447,7 @@ pub async fn sync_command(
                 };
                 let held = srv.feed.offset().saturating_sub(off.saturating_sub(1));
                 tracing::info!(replica = %peer_name, offset = off, bytes = held, "partial resynchronization request accepted");
-                sender.next = *off;
+                info.out.lock().next = *off;
                 sender.streaming = true;
                 let reason = match sender.stream.write_all(line.as_bytes()).await {
                     Ok(()) => sender.run().await,
@@ -457,10 +526,6 @@ struct Sender<'a> {
     info: Arc<ReplicaInfo>,
     stream: &'a mut TcpStream,
     rbuf: &'a mut BytesMut,
-    /// Stream bytes read from the backlog and not yet written.
-    pending: BytesMut,
-    /// Offset of the next stream byte to read from the backlog.
-    next: u64,
     /// False until the stream may flow (diskless: until the first ACK after the payload).
     streaming: bool,
     drop_rx: tokio::sync::watch::Receiver<u64>,
@@ -483,29 +548,14 @@ impl Sender<'_> {
         }
     }
 
-    /// Moves stream bytes from the backlog into `pending` (bounded).
+    /// Moves stream bytes from the backlog into the replica's pending output (bounded).
     fn pull(&mut self) -> Result<(), &'static str> {
-        if self.srv.feed.offset() < self.next {
-            return Ok(());
-        }
-        let next = self.next;
-        let room = REPLICA_BUFFER_LIMIT.saturating_sub(self.pending.len());
-        if room == 0 {
-            return Err("output buffer limit reached");
-        }
-        let got = self.srv.feed.with_state(|st| {
-            st.backlog
-                .as_ref()
-                .and_then(|b| b.read_from(next, STREAM_CHUNK.min(room)))
-        });
-        match got {
-            Some(b) => {
-                self.next += b.len() as u64;
-                self.pending.extend_from_slice(&b);
-                Ok(())
-            }
-            None => Err("fell behind the replication backlog"),
-        }
+        self.info.out.lock().pull(&self.srv.feed)
+    }
+
+    /// Offset of the next stream byte the replica is to be sent.
+    fn next(&self) -> u64 {
+        self.info.out.lock().next
     }
 
     /// Handles what the replica sent: REPLCONF ACK (the only thing a replica says).
@@ -532,28 +582,51 @@ impl Sender<'_> {
         }
     }
 
-    /// The online loop: stream from the backlog, read ACKs, time out a silent replica.
+    /// The online loop: stream from the backlog, read ACKs, time out a silent replica. While
+    /// the stream flows, sessions may write it to the socket too ([`Registry::push`]).
     async fn run(&mut self) -> &'static str {
+        /// Takes the socket back from the sessions however the loop ends.
+        struct Shared<'a>(&'a ReplicaInfo);
+        impl Drop for Shared<'_> {
+            fn drop(&mut self) {
+                self.0.out.lock().socket = None;
+            }
+        }
+        let info = self.info.clone();
+        let _shared = Shared(&info);
         if let Err(e) = self.on_input() {
             return e;
         }
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut shutdown = self.srv.shutdown_signal();
         loop {
-            if self.streaming && self.pending.is_empty() {
-                if let Err(e) = self.pull() {
-                    return e;
+            let (writing, next) = {
+                let mut out = self.info.out.lock();
+                if self.streaming && out.socket.is_none() {
+                    // A duplicate descriptor; failing that, the sender alone writes.
+                    out.socket = self
+                        .stream
+                        .as_fd()
+                        .try_clone_to_owned()
+                        .ok()
+                        .map(std::net::TcpStream::from);
                 }
-            }
-            let writing = self.streaming && !self.pending.is_empty();
+                if self.streaming && out.pending.is_empty() {
+                    if let Err(e) = out.pull(&self.srv.feed) {
+                        return e;
+                    }
+                }
+                (self.streaming && !out.pending.is_empty(), out.next)
+            };
             self.rbuf.reserve(4096);
             tokio::select! {
                 r = self.stream.writable(), if writing => {
                     if r.is_err() { return "write error"; }
-                    match self.stream.try_write(&self.pending) {
+                    let mut out = self.info.out.lock();
+                    match self.stream.try_write(&out.pending) {
                         Ok(0) => return "write error",
                         Ok(n) => {
-                            self.pending.advance(n);
+                            out.pending.advance(n);
                             self.srv.stats.total_net_output_bytes.fetch_add(n as u64, Ordering::Relaxed);
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -574,7 +647,7 @@ impl Sender<'_> {
                         Err(_) => return "read error",
                     }
                 },
-                _ = self.srv.feed.reached(self.next), if self.streaming && !writing => {}
+                _ = self.srv.feed.reached(next), if self.streaming && !writing => {}
                 _ = tick.tick() => {
                     let timeout = self.srv.config.load().repl_timeout;
                     let last = self.info.ack_time.load(Ordering::Relaxed);
@@ -618,7 +691,7 @@ impl Sender<'_> {
         peer: &str,
         diskless: bool,
     ) -> Result<(), &'static str> {
-        self.next = offset + 1;
+        self.info.out.lock().next = offset + 1;
         tracing::info!(replica = %peer, %replid, offset, diskless, "starting full resynchronization");
         if psync {
             let line = format!("+FULLRESYNC {replid} {offset}\r\n");
@@ -712,10 +785,10 @@ impl Sender<'_> {
     /// While the payload is produced or sent, keep reading the stream into `pending` so the
     /// replica does not fall behind the backlog (Redis keeps it in the replica's buffer).
     fn drain_stream(&mut self) -> Result<(), &'static str> {
-        while self.srv.feed.offset() >= self.next {
-            let before = self.next;
+        while self.srv.feed.offset() >= self.next() {
+            let before = self.next();
             self.pull()?;
-            if self.next == before {
+            if self.next() == before {
                 break;
             }
         }
@@ -740,7 +813,7 @@ impl Sender<'_> {
                     Some(Err(())) => return Err("snapshot failed"),
                     None => break,
                 },
-                _ = self.srv.feed.reached(self.next) => self.drain_stream()?,
+                _ = self.srv.feed.reached(self.next()) => self.drain_stream()?,
             }
         }
         self.write_timed(mark.as_bytes()).await?;
@@ -764,7 +837,7 @@ impl Sender<'_> {
                     // Keepalive for a replica waiting on the snapshot.
                     self.write_timed(b"\n").await?;
                 }
-                _ = self.srv.feed.reached(self.next) => self.drain_stream()?,
+                _ = self.srv.feed.reached(self.next()) => self.drain_stream()?,
             }
         };
         self.info.set_state(ReplicaState::SendBulk);
