@@ -31,6 +31,8 @@ pub async fn run(srv: Arc<Server>) {
         {
             crate::db::expiry::cycle(&srv);
         }
+        // The DELs of expired keys (and anything else appended without a push) go out now.
+        srv.repl.replicas.push(&srv);
         if last_idle_check.elapsed() >= Duration::from_secs(1) {
             last_idle_check = std::time::Instant::now();
             crate::alloc::release_free_memory();

@@ -5,11 +5,12 @@
 //!
 //! Guarantee: callers append while still holding the shard locks of the keys they changed,
 //! so for any one key the stream order is the execution order. Nothing is encoded unless a
-//! consumer (backlog or AOF) is attached.
+//! consumer (backlog or AOF) is attached. After appending, callers push the stream to the
+//! replicas ([`crate::replication::master::Registry::push`]) before they wait or reply.
 
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tandem_protocol::frame::encode_command;
 use tokio::sync::Notify;
 
@@ -44,11 +45,9 @@ pub struct Feed {
     relay_only: AtomicBool,
     /// Mirror of `offset`, readable without the lock.
     offset: AtomicU64,
-    /// Wakes replica senders waiting for the stream to grow ([`Feed::reached`]).
+    /// Wakes replica senders waiting for the stream to grow ([`Feed::reached`]); see
+    /// [`Feed::wake_senders`].
     grown: Notify,
-    /// Senders waiting on `grown`. A write notifies only while one is: a notification takes
-    /// a lock, and writes happen once per command.
-    waiting: AtomicUsize,
     /// Mirror of `aof_tail`, readable without the lock: a session reads it right after its
     /// append to learn how far the AOF must be written (or fsynced) before it replies.
     aof_tail: AtomicU64,
@@ -74,7 +73,6 @@ impl Feed {
             relay_only: AtomicBool::new(false),
             offset: AtomicU64::new(0),
             grown: Notify::new(),
-            waiting: AtomicUsize::new(0),
             aof_tail: AtomicU64::new(0),
         }
     }
@@ -98,29 +96,29 @@ impl Feed {
         self.aof_tail.load(Ordering::Acquire)
     }
 
-    /// Resolves once `master_repl_offset` has reached `offset` (at once if it has): a
-    /// replica sender waiting for stream bytes past what it has read. The waiter registers
-    /// before it checks the offset, so no growth is missed.
+    /// Resolves once `master_repl_offset` has reached `offset` (at once if it has) and
+    /// [`Feed::wake_senders`] ran after the growth: a replica sender waiting for stream
+    /// bytes past what it has read. The waiter registers before it checks the offset, so no
+    /// wake-up is missed.
     pub async fn reached(&self, offset: u64) {
-        struct Waiting<'a>(&'a AtomicUsize);
-        impl Drop for Waiting<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::SeqCst);
-            }
-        }
         loop {
             let notified = self.grown.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            self.waiting.fetch_add(1, Ordering::SeqCst);
-            let _waiting = Waiting(&self.waiting);
-            // SeqCst on both sides: either this load sees the write's offset, or the write
-            // sees this waiter and notifies it.
-            if self.offset.load(Ordering::SeqCst) >= offset {
+            if self.offset.load(Ordering::Acquire) >= offset {
                 return;
             }
             notified.await;
         }
+    }
+
+    /// Wakes the replica senders waiting in [`Feed::reached`]. Appending does not: whoever
+    /// appends then hands the stream to the replicas with
+    /// [`crate::replication::master::Registry::push`], which calls this only for what it
+    /// could not write itself. (A write that woke a sender on another thread for every
+    /// command cost the master 10% of its CPU in that hand-off.)
+    pub fn wake_senders(&self) {
+        self.grown.notify_waiters();
     }
 
     /// Runs `f` on the state under the lock (attaching a backlog or the AOF, reading the
@@ -257,10 +255,7 @@ impl Feed {
         if let Some(backlog) = st.backlog.as_mut() {
             backlog.append(bytes);
             st.offset += bytes.len() as u64;
-            self.offset.store(st.offset, Ordering::SeqCst);
-            if self.waiting.load(Ordering::SeqCst) > 0 {
-                self.grown.notify_waiters();
-            }
+            self.offset.store(st.offset, Ordering::Release);
         }
         st.offset
     }

@@ -78,8 +78,9 @@ pub struct Session {
     started: Instant,
     /// `master_repl_offset` after this client's last propagated write (what WAIT waits for).
     woff: u64,
-    /// `woff` when the stream was last pushed to the replicas.
-    pushed_woff: u64,
+    /// The stream's offset when this session last pushed it to the replicas.
+    pushed_off: u64,
+
     /// What the peer said with REPLCONF (listening port, capabilities) before PSYNC.
     replconf: crate::replication::master::ReplicaConf,
     /// The AOF stream position after this client's last write: its replies wait until the
@@ -205,7 +206,8 @@ pub async fn serve(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
         multi: None,
         watch_flag: Arc::new(AtomicBool::new(false)),
         woff: 0,
-        pushed_woff: 0,
+        pushed_off: 0,
+
         replconf: Default::default(),
         aof_mark: 0,
         watched: Vec::new(),
@@ -246,6 +248,7 @@ impl Session {
         tokio::pin!(resize);
         loop {
             // Run every complete request already buffered (pipelining), in order.
+            let mut turn_start = self.rbuf.len();
             loop {
                 if self.client.is_killed() {
                     let _ = self.flush().await;
@@ -266,10 +269,21 @@ impl Session {
                         if self.wbuf.len() >= FLUSH_THRESHOLD && self.flush().await.is_err() {
                             return "write error";
                         }
-                        if self.woff >= self.pushed_woff + PUSH_EARLY {
+                        if self.woff >= self.pushed_off + PUSH_EARLY {
                             // A long batch of writes: the replicas start on its first part
                             // while this thread runs the rest.
                             self.push_stream();
+                        }
+                        if turn_start - self.rbuf.len() >= READ_CHUNK && !self.rbuf.is_empty() {
+                            // A long pipeline (or a bulk load): after 16 KiB of it, the
+                            // thread's other clients get their turn, as Redis serves one
+                            // 16 KiB read per client per event-loop turn. Otherwise a lone
+                            // command waits for the whole pipeline.
+                            if self.flush().await.is_err() {
+                                return "write error";
+                            }
+                            tokio::task::yield_now().await;
+                            turn_start = self.rbuf.len();
                         }
                     }
                     Ok(None) => break,
@@ -284,12 +298,11 @@ impl Session {
             self.tally.fold(&self.srv);
             // The end of the batch's last command, on the TSC clock (no system call).
             self.touch(self.mark);
-            // (A muted client's batch has no replies but may still have stream to push.)
-            if (!self.wbuf.is_empty() || self.woff != self.pushed_woff)
-                && self.flush().await.is_err()
-            {
+            // (Also with no replies, as a muted client's: the stream may have grown.)
+            if self.flush().await.is_err() {
                 return "write error";
             }
+
             let limit = self.srv.config.load().client_query_buffer_limit.0 as usize;
             if self.rbuf.len() > limit {
                 tracing::warn!(client = self.client.id, peer = %self.client.addr, len = self.rbuf.len(), "closing client that reached max query buffer length");
@@ -390,16 +403,14 @@ impl Session {
         r
     }
 
-    /// Sends the replicas the stream this session wrote since it last did (see
-    /// [`crate::replication::master::Registry::push`]).
+    /// Sends the replicas the stream that grew since this session last did, its own writes
+    /// and any a command of its caused (eviction, WAIT's GETACK); see
+    /// [`crate::replication::master::Registry::push`].
     fn push_stream(&mut self) {
-        if self.woff != self.pushed_woff {
-            self.pushed_woff = self.woff;
-            let n = self.srv.repl.replicas.push(&self.srv.feed);
-            self.srv
-                .stats
-                .total_net_output_bytes
-                .fetch_add(n as u64, Ordering::Relaxed);
+        let off = self.srv.feed.offset();
+        if off != self.pushed_off {
+            self.pushed_off = off;
+            self.srv.repl.replicas.push(&self.srv);
         }
     }
 
@@ -786,6 +797,7 @@ impl Session {
             Cmd::Debug if args.len() == 3 && args::is(&args[1], "sleep") => {
                 match args::float(&args[2]) {
                     Ok(secs) if secs >= 0.0 => {
+                        self.push_stream();
                         let start = Instant::now();
                         tokio::time::sleep(Duration::from_secs_f64(secs.min(1e6))).await;
                         self.mark = Instant::now();
@@ -1314,7 +1326,7 @@ impl Session {
         deadline: Option<tokio::time::Instant>,
     ) -> Wake {
         tokio::pin!(wake);
-        if !self.wbuf.is_empty() && self.flush().await.is_err() {
+        if self.flush().await.is_err() {
             return Wake::Gone;
         }
         let limit = self.srv.config.load().client_query_buffer_limit.0 as usize;

@@ -165,14 +165,21 @@ impl Registry {
     /// and before it replies, as Redis writes to replicas first in `beforeSleep`. The replica
     /// then gets the stream without a wake-up of its sender task on another thread. Whatever
     /// the socket does not take at once, or a replica whose sender is busy, is left to the
-    /// sender task (the stream's growth has woken it). Returns the bytes written.
-    pub fn push(&self, feed: &crate::propagate::Feed) -> usize {
+    /// sender task, which this wakes. Every path that appends to the stream calls this
+    /// (sessions before they reply or wait, the cron, a replica relaying its master).
+    pub fn push(&self, srv: &Server) {
+        let feed = &srv.feed;
         let mut written = 0;
+        let mut left = false;
         for r in self.list.lock().iter() {
             let Some(mut out) = r.out.try_lock() else {
+                // Its sender (or another session) is at it; the sender rechecks after a wake.
+                left = true;
                 continue;
             };
             if out.socket.is_none() || !out.pending.is_empty() || out.pull(feed).is_err() {
+                // Not streaming yet (full sync), waiting for its socket, or failing.
+                left = true;
                 continue;
             }
             let out = &mut *out;
@@ -184,8 +191,16 @@ impl Registry {
                 written += n;
             }
             // WouldBlock or an error: the sender task waits for the socket or meets the error.
+            left |= !out.pending.is_empty() || out.next <= feed.offset();
         }
-        written
+        if left {
+            feed.wake_senders();
+        }
+        if written > 0 {
+            srv.stats
+                .total_net_output_bytes
+                .fetch_add(written as u64, Ordering::Relaxed);
+        }
     }
     /// Online replicas that acknowledged at least `offset` (WAIT).
     pub fn count_acked(&self, offset: u64) -> usize {
@@ -258,6 +273,7 @@ pub fn cron(srv: &Server) {
         && srv.repl.replicas.count() > 0
     {
         srv.feed.append_meta(&[b"PING"]);
+        srv.repl.replicas.push(srv);
     }
     expire_backlog(srv);
 }

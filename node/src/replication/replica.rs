@@ -663,7 +663,14 @@ async fn stream_loop(srv: &Arc<Server>, c: &mut Conn, a: &mut Applier, acks: boo
     link.read_off
         .store(a.reploff + c.buf.len() as u64, Ordering::Relaxed);
     loop {
-        a.apply_buffered(srv, &mut c.buf, &mut out)?;
+        let before = a.reploff;
+        let applied = a.apply_buffered(srv, &mut c.buf, &mut out);
+        if a.reploff != before {
+            // Our own replicas get the relayed stream now, from this thread (as a session
+            // pushes its writes), rather than from their sender tasks.
+            srv.repl.replicas.push(srv);
+        }
+        applied?;
         link.applied_off.store(a.reploff, Ordering::Relaxed);
         link.stream_db.store(a.db, Ordering::Relaxed);
         if !out.is_empty() {
@@ -709,6 +716,10 @@ struct Applier {
     db: usize,
     /// A MULTI from the master: (spec, args) queued, and the raw bytes since MULTI.
     multi: Option<(Vec<Queued>, BytesMut)>,
+    /// Reused per batch: the length and argument ranges of each complete command.
+    parsed: Vec<(usize, Ranges)>,
+    /// Reused per command: the arguments of the command being applied.
+    args: Vec<Bytes>,
 }
 
 impl Applier {
@@ -717,6 +728,8 @@ impl Applier {
             reploff,
             db,
             multi: None,
+            parsed: Vec::new(),
+            args: Vec::new(),
         }
     }
 
@@ -730,12 +743,36 @@ impl Applier {
         // One clock reading per batch: commands from the master never expire keys here, and
         // their relative times were made absolute by the master.
         let now = crate::now_ms();
-        while let Some((len, ranges)) = parse_command(buf)? {
-            let raw = buf.split_to(len).freeze();
-            let args: Vec<Bytes> = ranges.iter().map(|r| raw.slice(r.clone())).collect();
-            self.apply(srv, args, raw, now, out);
+        // Every complete command first, so the batch is split off the buffer once; what
+        // precedes a protocol error is still applied.
+        let mut parsed = std::mem::take(&mut self.parsed);
+        parsed.clear();
+        let mut end = 0;
+        let result = loop {
+            match parse_command(&buf[end..]) {
+                Ok(Some((len, ranges))) => {
+                    parsed.push((len, ranges));
+                    end += len;
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        if end > 0 {
+            let batch = buf.split_to(end).freeze();
+            let mut args = std::mem::take(&mut self.args);
+            let mut at = 0;
+            for (len, ranges) in &parsed {
+                args.clear();
+                args.extend(ranges.iter().map(|r| batch.slice(at + r.start..at + r.end)));
+                self.apply(srv, &mut args, &batch[at..at + len], now, out);
+                at += len;
+            }
+            args.clear();
+            self.args = args;
         }
-        Ok(())
+        self.parsed = parsed;
+        result
     }
 
     /// Counts `raw` as applied and relays it to our replicas (and AOF). Commands that change
@@ -753,31 +790,39 @@ impl Applier {
         srv.feed.append_raw_meta(raw);
     }
 
-    fn apply(&mut self, srv: &Server, args: Vec<Bytes>, raw: Bytes, now: u64, out: &mut BytesMut) {
+    /// Applies one command (`args`, taken when a MULTI queues it) whose stream bytes are `raw`.
+    fn apply(
+        &mut self,
+        srv: &Server,
+        args: &mut Vec<Bytes>,
+        raw: &[u8],
+        now: u64,
+        out: &mut BytesMut,
+    ) {
         if args.is_empty() {
-            self.processed(srv, &raw);
+            self.processed(srv, raw);
             return;
         }
         let Some(spec) = command::lookup(&args[0]) else {
             tracing::warn!(command = %String::from_utf8_lossy(&args[0]), "unknown command in the master's stream");
-            self.processed(srv, &raw);
+            self.processed(srv, raw);
             return;
         };
         if let Some((queue, bytes)) = self.multi.as_mut() {
-            bytes.extend_from_slice(&raw);
+            bytes.extend_from_slice(raw);
             match spec.cmd {
                 Cmd::Exec => {
                     let queue: Vec<Queued> = std::mem::take(queue);
                     let bytes = std::mem::take(bytes);
                     self.multi = None;
-                    self.exec(srv, queue, &bytes, now);
+                    self.exec(srv, &queue, &bytes, now);
                 }
                 Cmd::Discard => {
                     let bytes = std::mem::take(bytes);
                     self.multi = None;
                     self.processed(srv, &bytes);
                 }
-                _ => queue.push((spec, args)),
+                _ => queue.push((spec, std::mem::take(args))),
             }
             return;
         }
@@ -787,15 +832,15 @@ impl Applier {
                     // The ACK excludes the GETACK's own bytes.
                     out.extend_from_slice(&ack_cmd(self.reploff));
                 }
-                self.processed_meta(srv, &raw);
+                self.processed_meta(srv, raw);
                 return;
             }
             Cmd::Ping => {
-                self.processed_meta(srv, &raw);
+                self.processed_meta(srv, raw);
                 return;
             }
             Cmd::Multi => {
-                self.multi = Some((Vec::new(), BytesMut::from(&raw[..])));
+                self.multi = Some((Vec::new(), BytesMut::from(raw)));
                 return;
             }
             Cmd::Select => match cmd::args::int(&args.get(1).cloned().unwrap_or_default()) {
@@ -803,29 +848,37 @@ impl Applier {
                 _ => tracing::warn!("invalid SELECT in the master's stream"),
             },
             _ => {
-                self.exec(srv, vec![(spec, args)], &raw, now);
+                self.exec(srv, &[(spec, &args[..])], raw, now);
                 return;
             }
         }
-        self.processed(srv, &raw);
+        self.processed(srv, raw);
     }
 
     /// Runs commands atomically under the locks of all their keys, keys never expiring,
     /// and counts/relays their bytes (`raw`) before releasing the locks.
-    fn exec(&mut self, srv: &Server, cmds: Vec<Queued>, raw: &[u8], now: u64) {
+    fn exec<A: AsRef<[Bytes]>>(
+        &mut self,
+        srv: &Server,
+        cmds: &[(&'static CommandSpec, A)],
+        raw: &[u8],
+        now: u64,
+    ) {
         let all = cmds
             .iter()
             .any(|(s, _)| s.has(Flags::KEYSPACE) || s.cmd == Cmd::Select);
         let mut ctx = if all {
             Ctx::all(srv, self.db, now)
         } else {
-            let keys = cmds
-                .iter()
-                .flat_map(|(s, a)| s.key_indices(a.len()).map(move |i| &a[i][..]));
+            let keys = cmds.iter().flat_map(|(s, a)| {
+                let a = a.as_ref();
+                s.key_indices(a.len()).map(move |i| &a[i][..])
+            });
             Ctx::for_keys(srv, keys, self.db, now)
         };
         ctx.from_master = true;
-        for (spec, args) in &cmds {
+        for (spec, args) in cmds {
+            let args = args.as_ref();
             if !spec.arity_ok(args.len()) {
                 tracing::warn!(command = spec.name, "wrong arity in the master's stream");
                 continue;
@@ -842,7 +895,7 @@ impl Applier {
         }
         let db_after = ctx.db;
         // The stream's database for the relay is the one before these commands ran.
-        if cmds.len() == 1 && crate::propagate::is_repl_only(&cmds[0].1) {
+        if cmds.len() == 1 && crate::propagate::is_repl_only(cmds[0].1.as_ref()) {
             self.processed_meta(srv, raw);
         } else {
             self.processed(srv, raw);
