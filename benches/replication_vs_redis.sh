@@ -10,7 +10,7 @@
 #     a shared machine); prints the medians, their ratios and each round's p99 ratio.
 # Both use diskless sync (Redis with repl-diskless-sync-delay 0).
 #
-# Usage: benches/replication_vs_redis.sh   (KEYS=1000000 VALUE_SIZE=90 RATE=50000 DURATION=10 ROUNDS=3)
+# Usage: benches/replication_vs_redis.sh   (KEYS=1000000 VALUE_SIZE=90 RATE=50000 DURATION=20 ROUNDS=5)
 # Needs redis-server, redis-cli, python3. Builds the release binary first. Everything it
 # starts is killed on exit.
 set -euo pipefail
@@ -18,8 +18,8 @@ set -euo pipefail
 KEYS=${KEYS:-1000000}
 VALUE_SIZE=${VALUE_SIZE:-90}
 RATE=${RATE:-50000}
-SECONDS_RUN=${DURATION:-10}
-ROUNDS=${ROUNDS:-3}
+SECONDS_RUN=${DURATION:-20}
+ROUNDS=${ROUNDS:-5}
 source "$(dirname "$0")/lib.sh"
 require_tools redis-server redis-cli python3
 build_release
