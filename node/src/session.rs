@@ -80,7 +80,6 @@ pub struct Session {
     woff: u64,
     /// The stream's offset when this session last pushed it to the replicas.
     pushed_off: u64,
-
     /// What the peer said with REPLCONF (listening port, capabilities) before PSYNC.
     replconf: crate::replication::master::ReplicaConf,
     /// The AOF stream position after this client's last write: its replies wait until the
@@ -207,7 +206,6 @@ pub async fn serve(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
         watch_flag: Arc::new(AtomicBool::new(false)),
         woff: 0,
         pushed_off: 0,
-
         replconf: Default::default(),
         aof_mark: 0,
         watched: Vec::new(),
@@ -302,7 +300,6 @@ impl Session {
             if self.flush().await.is_err() {
                 return "write error";
             }
-
             let limit = self.srv.config.load().client_query_buffer_limit.0 as usize;
             if self.rbuf.len() > limit {
                 tracing::warn!(client = self.client.id, peer = %self.client.addr, len = self.rbuf.len(), "closing client that reached max query buffer length");

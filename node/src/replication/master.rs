@@ -119,6 +119,42 @@ impl Outgoing {
             None => Err("fell behind the replication backlog"),
         }
     }
+
+    /// Pulls while the backlog holds more than was pulled (the full-sync phases, when the
+    /// stream only accumulates here).
+    fn drain(&mut self, feed: &crate::propagate::Feed) -> Result<(), &'static str> {
+        while feed.offset() >= self.next {
+            let before = self.next;
+            self.pull(feed)?;
+            if self.next == before {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what the backlog holds past `next` straight to the socket, without waiting.
+    /// Returns the bytes written and whether stream is left for the sender task: when not
+    /// streaming yet (full sync), with output already pending, after a failed pull, or when
+    /// the socket did not take everything (WouldBlock, or an error the sender will meet).
+    fn send_now(&mut self, feed: &crate::propagate::Feed) -> (usize, bool) {
+        if self.socket.is_none() || !self.pending.is_empty() || self.pull(feed).is_err() {
+            return (0, true);
+        }
+        let written = match self
+            .socket
+            .as_ref()
+            .map(|s| std::io::Write::write(&mut &*s, &self.pending))
+        {
+            Some(Ok(n)) => n,
+            _ => 0,
+        };
+        self.pending.advance(written);
+        (
+            written,
+            !self.pending.is_empty() || self.next <= feed.offset(),
+        )
+    }
 }
 
 impl ReplicaInfo {
@@ -177,21 +213,9 @@ impl Registry {
                 left = true;
                 continue;
             };
-            if out.socket.is_none() || !out.pending.is_empty() || out.pull(feed).is_err() {
-                // Not streaming yet (full sync), waiting for its socket, or failing.
-                left = true;
-                continue;
-            }
-            let out = &mut *out;
-            let Some(socket) = out.socket.as_ref() else {
-                continue;
-            };
-            if let Ok(n) = std::io::Write::write(&mut &*socket, &out.pending) {
-                out.pending.advance(n);
-                written += n;
-            }
-            // WouldBlock or an error: the sender task waits for the socket or meets the error.
-            left |= !out.pending.is_empty() || out.next <= feed.offset();
+            let (n, rest) = out.send_now(feed);
+            written += n;
+            left |= rest;
         }
         if left {
             feed.wake_senders();
@@ -564,11 +588,6 @@ impl Sender<'_> {
         }
     }
 
-    /// Moves stream bytes from the backlog into the replica's pending output (bounded).
-    fn pull(&mut self) -> Result<(), &'static str> {
-        self.info.out.lock().pull(&self.srv.feed)
-    }
-
     /// Offset of the next stream byte the replica is to be sent.
     fn next(&self) -> u64 {
         self.info.out.lock().next
@@ -801,14 +820,7 @@ impl Sender<'_> {
     /// While the payload is produced or sent, keep reading the stream into `pending` so the
     /// replica does not fall behind the backlog (Redis keeps it in the replica's buffer).
     fn drain_stream(&mut self) -> Result<(), &'static str> {
-        while self.srv.feed.offset() >= self.next() {
-            let before = self.next();
-            self.pull()?;
-            if self.next() == before {
-                break;
-            }
-        }
-        Ok(())
+        self.info.out.lock().drain(&self.srv.feed)
     }
 
     async fn send_diskless(
