@@ -359,9 +359,56 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     index.get(&*lower).map(|c| c.spec())
 }
 
+/// [`lookup`] with a memory of the last name looked up: a connection that repeats a command
+/// (a pipeline of GETs) compares the name's bytes instead of lowercasing and hashing it.
+#[derive(Default)]
+pub struct LookupCache {
+    name: [u8; 16],
+    len: usize,
+    spec: Option<&'static CommandSpec>,
+}
+
+impl LookupCache {
+    pub fn lookup(&mut self, name: &[u8]) -> Option<&'static CommandSpec> {
+        if name.len() == self.len && self.len > 0 && name == &self.name[..self.len] {
+            return self.spec;
+        }
+        let spec = lookup(name);
+        if name.len() <= self.name.len() {
+            self.name[..name.len()].copy_from_slice(name);
+            self.len = name.len();
+            self.spec = spec;
+        }
+        spec
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lookup_cache_agrees_with_lookup() {
+        let mut cache = LookupCache::default();
+        for name in [
+            &b"get"[..],
+            b"get",
+            b"GET",
+            b"set",
+            b"nope",
+            b"nope",
+            b"",
+            b"averyveryverylongcommandname",
+            b"get",
+        ] {
+            assert_eq!(
+                cache.lookup(name).map(|s| s.cmd as usize),
+                lookup(name).map(|s| s.cmd as usize),
+                "{}",
+                String::from_utf8_lossy(name)
+            );
+        }
+    }
 
     #[test]
     fn table_is_consistent() {

@@ -42,11 +42,11 @@ pub type Reloader = Box<dyn Fn() -> Result<ProxyConfig, String> + Send + Sync>;
 /// State shared by the control thread and every worker.
 pub struct Shared {
     /// The configuration in force; swapped whole on SIGHUP.
-    pub config: ArcSwap<ProxyConfig>,
+    pub config: Arc<ArcSwap<ProxyConfig>>,
     /// Bumped on every config change that affects backend connections (pools are rebuilt).
     pub config_gen: AtomicU64,
     /// The routing snapshot: master, replicas and their health.
-    pub topo: ArcSwap<Snapshot>,
+    pub topo: Arc<ArcSwap<Snapshot>>,
     /// Publishes a new value on every snapshot (queued writes wait on it).
     pub topo_changed: tokio::sync::watch::Sender<u64>,
     /// Counter of INFO polls sent: a poll's number is taken just before it is sent.
@@ -59,9 +59,9 @@ impl Shared {
     pub fn new(config: ProxyConfig) -> Arc<Shared> {
         let (tx, _rx) = tokio::sync::watch::channel(0);
         Arc::new(Shared {
-            config: ArcSwap::from_pointee(config),
+            config: Arc::new(ArcSwap::from_pointee(config)),
             config_gen: AtomicU64::new(1),
-            topo: ArcSwap::from_pointee(Snapshot::default()),
+            topo: Arc::new(ArcSwap::from_pointee(Snapshot::default())),
             topo_changed: tx,
             poll_sent: AtomicU64::new(0),
             queued: AtomicUsize::new(0),

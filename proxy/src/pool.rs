@@ -492,6 +492,8 @@ fn deliver(conn: &BackendConn, inbuf: &mut BytesMut, scanner: &mut Scanner) -> R
     }
     let now = quanta::Instant::now();
     let poll_seq = conn.worker.shared.poll_sent.load(Ordering::SeqCst);
+    // A pipelining client's replies come in runs: its task is woken once per run.
+    let mut wake = WakeLater(None);
     loop {
         if inbuf.is_empty() {
             return Ok(());
@@ -507,10 +509,14 @@ fn deliver(conn: &BackendConn, inbuf: &mut BytesMut, scanner: &mut Scanner) -> R
             .metrics
             .latency(p.route, now.saturating_duration_since(p.start));
         match p.kind {
-            Kind::Plain => p.inbox.complete(p.seq, reply),
+            Kind::Plain => {
+                p.inbox.fill(p.seq, reply);
+                wake.set(p.inbox);
+            }
             Kind::Write => {
                 p.inbox.write_done(poll_seq);
-                p.inbox.complete(p.seq, reply);
+                p.inbox.fill(p.seq, reply);
+                wake.set(p.inbox);
             }
             Kind::WriteHeld => {
                 p.inbox.write_done(poll_seq);
@@ -546,6 +552,29 @@ fn deliver(conn: &BackendConn, inbuf: &mut BytesMut, scanner: &mut Scanner) -> R
             Kind::Discard => {}
         }
         inbuf.advance(len);
+    }
+}
+
+/// The client to wake once `deliver` moves on to another client's reply or returns.
+struct WakeLater(Option<Rc<Inbox>>);
+
+impl WakeLater {
+    fn set(&mut self, inbox: Rc<Inbox>) {
+        if let Some(prev) = &self.0 {
+            if Rc::ptr_eq(prev, &inbox) {
+                return;
+            }
+            prev.notify.notify_one();
+        }
+        self.0 = Some(inbox);
+    }
+}
+
+impl Drop for WakeLater {
+    fn drop(&mut self) {
+        if let Some(inbox) = self.0.take() {
+            inbox.notify.notify_one();
+        }
     }
 }
 

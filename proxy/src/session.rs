@@ -17,9 +17,14 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
+
 use bytes::{Buf, Bytes, BytesMut};
+use tandem_config::ProxyConfig;
+use tandem_protocol::command::LookupCache;
 use tandem_protocol::frame::{Request, RequestDecoder, RequestLimits};
 use tandem_protocol::{Protocol, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
@@ -29,6 +34,7 @@ use tokio::sync::Notify;
 use crate::metrics::{Route, WorkerMetrics};
 use crate::pool::{BackendConn, Kind, Pending, WorkerCtx};
 use crate::router::{self, Class, LagLimits, ReadTarget, RouteKind, Ryw, RywState, SessionCmd};
+use crate::topology::Snapshot;
 
 /// Most requests a client may have waiting for replies before the proxy stops reading.
 const MAX_PENDING: usize = 1024;
@@ -88,8 +94,15 @@ impl Inbox {
         self.st.borrow().out.len()
     }
 
-    /// The reply to request `seq`.
+    /// The reply to request `seq`; wakes the client.
     pub fn complete(&self, seq: u64, reply: &[u8]) {
+        self.fill(seq, reply);
+        self.notify.notify_one();
+    }
+
+    /// The reply to request `seq`, without waking the client: the caller wakes it once
+    /// after the last of a run of replies (see `pool::deliver`).
+    pub fn fill(&self, seq: u64, reply: &[u8]) {
         let mut st = self.st.borrow_mut();
         let Some(idx) = seq.checked_sub(st.next) else {
             return;
@@ -111,8 +124,6 @@ impl Inbox {
         } else {
             st.slots[idx] = Some(Bytes::copy_from_slice(reply));
         }
-        drop(st);
-        self.notify.notify_one();
     }
 
     /// Queues a locally produced reply in order.
@@ -177,7 +188,14 @@ pub struct Session {
     /// connection fails, or the client's database or protocol changes (saves a snapshot load
     /// and a pool lookup per request).
     master_hint: Option<Rc<BackendConn>>,
+    /// The configuration and routing snapshot in force, re-read only when swapped.
+    config: ConfigCache,
+    topo: TopoCache,
+    commands: LookupCache,
 }
+
+type ConfigCache = arc_swap::Cache<Arc<ArcSwap<ProxyConfig>>, Arc<ProxyConfig>>;
+type TopoCache = arc_swap::Cache<Arc<ArcSwap<Snapshot>>, Arc<Snapshot>>;
 
 impl Drop for Session {
     fn drop(&mut self) {
@@ -216,7 +234,7 @@ impl Session {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         Session {
             id,
-            ctx,
+            ctx: ctx.clone(),
             stream,
             peer,
             inbox: Inbox::new(),
@@ -235,6 +253,9 @@ impl Session {
             topo_rx,
             tiebreak: id as usize,
             master_hint: None,
+            config: arc_swap::Cache::new(ctx.shared.config.clone()),
+            topo: arc_swap::Cache::new(ctx.shared.topo.clone()),
+            commands: LookupCache::default(),
         }
     }
 
@@ -384,7 +405,7 @@ impl Session {
             self.closing = true;
             return Flow::Continue;
         }
-        let spec = tandem_protocol::command::lookup(&args[0]);
+        let spec = self.commands.lookup(&args[0]);
         let class = router::classify_spec(args, spec);
         let spec_idx = spec.map(|s| s.cmd as usize);
         if !self.authed
@@ -516,8 +537,8 @@ impl Session {
         Flow::Continue
     }
 
-    fn replicated_concern(&self) -> bool {
-        self.ctx.shared.config.load().write_concern == tandem_config::WriteConcern::Replicated
+    fn replicated_concern(&mut self) -> bool {
+        self.config.load().write_concern == tandem_config::WriteConcern::Replicated
     }
 
     fn pending(&self, seq: u64, kind: Kind, route: Route) -> Pending {
@@ -702,8 +723,8 @@ impl Session {
 
     async fn read(&mut self, args: &Request<'_>, spec_idx: Option<usize>) {
         let (target, kind, addr) = {
-            let cfg = self.ctx.shared.config.load();
-            let snap = self.ctx.shared.topo.load();
+            let cfg = self.config.load();
+            let snap = self.topo.load();
             let ryw =
                 self.inbox
                     .resolve_ryw(cfg.read_your_writes, snap.poll_seq, snap.master_offset);
