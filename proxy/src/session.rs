@@ -154,6 +154,16 @@ impl Inbox {
     }
 }
 
+/// What [`Session::handle_now`] did with a request.
+enum Now {
+    Done,
+    /// It needs `handle` (it may wait); a read carries the route already chosen.
+    Later(Option<ReadRoute>),
+}
+
+/// Where a read goes: a replica's address, or none for the master, and why.
+type ReadRoute = (RouteKind, Option<Arc<str>>);
+
 /// What the main loop does after a request.
 enum Flow {
     Continue,
@@ -337,7 +347,10 @@ impl Session {
                     let flow = if req.is_empty() {
                         Flow::Continue
                     } else {
-                        self.handle(&req).await
+                        match self.handle_now(&req) {
+                            Now::Done => Flow::Continue,
+                            Now::Later(routed) => self.handle(&req, routed).await,
+                        }
                     };
                     drop(req);
                     buf.advance(used);
@@ -400,7 +413,49 @@ impl Session {
         Ok(())
     }
 
-    async fn handle(&mut self, args: &Request<'_>) -> Flow {
+    /// Handles a request that needs no waiting (a plain command whose backend connection is
+    /// ready) without building `handle`'s future. Otherwise it has sent nothing, and hands
+    /// `handle` the route it chose for a read (a read is routed once).
+    fn handle_now(&mut self, args: &Request<'_>) -> Now {
+        if self.need_barrier || !self.authed || self.pinned.is_some() {
+            return Now::Later(None);
+        }
+        let spec = self.commands.lookup(&args[0]);
+        let spec_idx = spec.map(|s| s.cmd as usize);
+        let (kind, route) = match router::classify_spec(args, spec) {
+            Class::Write => (Kind::Write, Route::Master),
+            Class::MasterRead => (Kind::Plain, Route::Master),
+            Class::Read => {
+                let routed = self.route_read();
+                match &routed {
+                    (_, Some(addr)) => {
+                        let c = self.ctx.conn(addr, self.proto, self.db, self.id);
+                        if c.is_ready() {
+                            self.send_replica(&c, args, spec_idx);
+                            return Now::Done;
+                        }
+                    }
+                    (kind, None) => {
+                        if let Some(c) = self.master_hint_ready() {
+                            let route = self.master_read_route(*kind);
+                            self.send_on_master(&c, args, Kind::Plain, spec_idx, route);
+                            return Now::Done;
+                        }
+                    }
+                }
+                return Now::Later(Some(routed));
+            }
+            _ => return Now::Later(None),
+        };
+        let Some(c) = self.master_hint_ready() else {
+            return Now::Later(None);
+        };
+        self.send_on_master(&c, args, kind, spec_idx, route);
+        Now::Done
+    }
+
+    /// `routed`: the route `handle_now` chose, if the request is a read.
+    async fn handle(&mut self, args: &Request<'_>, routed: Option<ReadRoute>) -> Flow {
         if self.need_barrier && self.barrier().await.is_err() {
             self.closing = true;
             return Flow::Continue;
@@ -436,7 +491,7 @@ impl Session {
             Class::MasterRead => {
                 self.send_master(args, Kind::Plain, spec_idx).await;
             }
-            Class::Read => self.read(args, spec_idx).await,
+            Class::Read => self.read(args, spec_idx, routed).await,
             Class::Blocking => self.blocking(args, spec_idx).await,
         }
         Flow::Continue
@@ -603,17 +658,21 @@ impl Session {
         self.need_barrier = true;
     }
 
+    /// The pooled master connection found last, if it is still the one to use.
+    fn master_hint_ready(&self) -> Option<Rc<BackendConn>> {
+        let c = self.master_hint.as_ref()?;
+        let same_client_state =
+            c.key.db == self.db && c.key.resp3 == (self.proto == Protocol::Resp3);
+        (same_client_state && c.is_ready() && !self.topo_rx.has_changed().unwrap_or(true))
+            .then(|| c.clone())
+    }
+
     /// A usable master connection: pooled (`dedicated == false`) or lent to this client.
     /// While no master is usable the request waits (bounded queue, failover timeout).
     async fn master_conn(&mut self, dedicated: bool) -> Result<Rc<BackendConn>, String> {
         if !dedicated {
-            if let Some(c) = &self.master_hint {
-                let same_client_state =
-                    c.key.db == self.db && c.key.resp3 == (self.proto == Protocol::Resp3);
-                if same_client_state && c.is_ready() && !self.topo_rx.has_changed().unwrap_or(true)
-                {
-                    return Ok(c.clone());
-                }
+            if let Some(c) = self.master_hint_ready() {
+                return Ok(c);
             }
             self.master_hint = None;
         }
@@ -704,16 +763,7 @@ impl Session {
         route: Route,
     ) {
         match self.master_conn(false).await {
-            Ok(c) => {
-                self.metrics().command(spec_idx, route);
-                if kind == Kind::Write {
-                    let concern = self.replicated_concern();
-                    self.write_on(&c, args, concern, route);
-                } else {
-                    let seq = self.inbox.alloc();
-                    c.send(args.wire(), self.pending(seq, kind, route));
-                }
-            }
+            Ok(c) => self.send_on_master(&c, args, kind, spec_idx, route),
             Err(e) => {
                 self.metrics().command(spec_idx, Route::Refused);
                 self.reply(err(e));
@@ -721,56 +771,96 @@ impl Session {
         }
     }
 
-    async fn read(&mut self, args: &Request<'_>, spec_idx: Option<usize>) {
-        let (target, kind, addr) = {
-            let cfg = self.config.load();
-            let snap = self.topo.load();
-            let ryw =
-                self.inbox
-                    .resolve_ryw(cfg.read_your_writes, snap.poll_seq, snap.master_offset);
-            let limits = LagLimits {
-                max_lag_ms: cfg.max_lag_ms,
-                max_lag_bytes: cfg.max_lag_bytes,
-            };
-            self.tiebreak = self.tiebreak.wrapping_add(1);
-            let ctx = &self.ctx;
-            let (proto, db) = (self.proto, self.db);
-            let (target, kind) = router::route_read(
-                cfg.read_policy,
-                limits,
-                ryw,
-                &snap.replicas,
-                |i| ctx.inflight_to(&snap.replica_addrs[i], proto, db),
-                self.tiebreak,
-            );
-            let addr = match target {
-                ReadTarget::Replica(i) => Some(snap.replica_addrs[i].clone()),
-                ReadTarget::Master => None,
-            };
-            (target, kind, addr)
-        };
-        if let (ReadTarget::Replica(_), Some(addr)) = (target, addr) {
-            let c = self.ctx.conn(&addr, self.proto, self.db, self.id);
-            if c.is_ready() || c.ready().await.is_ok() {
-                self.metrics().command(spec_idx, Route::Replica);
-                let seq = self.inbox.alloc();
-                let mut pending = self.pending(seq, Kind::Plain, Route::Replica);
-                pending.resend = Some(Bytes::copy_from_slice(args.wire()));
-                c.send(args.wire(), pending);
-                return;
-            }
-            self.send_master_as(args, Kind::Plain, spec_idx, Route::Fallback)
-                .await;
-            return;
+    fn send_on_master(
+        &mut self,
+        c: &Rc<BackendConn>,
+        args: &Request<'_>,
+        kind: Kind,
+        spec_idx: Option<usize>,
+        route: Route,
+    ) {
+        self.metrics().command(spec_idx, route);
+        if kind == Kind::Write {
+            let concern = self.replicated_concern();
+            self.write_on(c, args, concern, route);
+        } else {
+            let seq = self.inbox.alloc();
+            c.send(args.wire(), self.pending(seq, kind, route));
         }
-        let route = match kind {
+    }
+
+    /// A read sent to a replica keeps its bytes, to be resent to the master if the replica
+    /// fails before answering.
+    fn send_replica(&mut self, c: &Rc<BackendConn>, args: &Request<'_>, spec_idx: Option<usize>) {
+        self.metrics().command(spec_idx, Route::Replica);
+        let seq = self.inbox.alloc();
+        let mut pending = self.pending(seq, Kind::Plain, Route::Replica);
+        pending.resend = Some(Bytes::copy_from_slice(args.wire()));
+        c.send(args.wire(), pending);
+    }
+
+    /// Where this client's next read goes (read policy, lag, read-your-writes): a replica's
+    /// address, or none for the master, with the reason.
+    fn route_read(&mut self) -> ReadRoute {
+        let cfg = self.config.load();
+        let snap = self.topo.load();
+        let ryw = self
+            .inbox
+            .resolve_ryw(cfg.read_your_writes, snap.poll_seq, snap.master_offset);
+        let limits = LagLimits {
+            max_lag_ms: cfg.max_lag_ms,
+            max_lag_bytes: cfg.max_lag_bytes,
+        };
+        self.tiebreak = self.tiebreak.wrapping_add(1);
+        let ctx = &self.ctx;
+        let (proto, db) = (self.proto, self.db);
+        let (target, kind) = router::route_read(
+            cfg.read_policy,
+            limits,
+            ryw,
+            &snap.replicas,
+            |i| ctx.inflight_to(&snap.replica_addrs[i], proto, db),
+            self.tiebreak,
+        );
+        match target {
+            ReadTarget::Replica(i) => (kind, Some(snap.replica_addrs[i].clone())),
+            ReadTarget::Master => (kind, None),
+        }
+    }
+
+    /// The route label of a read the router sent to the master.
+    fn master_read_route(&self, kind: RouteKind) -> Route {
+        match kind {
             RouteKind::Master => Route::Master,
             RouteKind::Replica | RouteKind::Fallback => Route::Fallback,
             RouteKind::RywFallback => {
                 self.metrics().ryw_fallback();
                 Route::RywFallback
             }
+        }
+    }
+
+    async fn read(
+        &mut self,
+        args: &Request<'_>,
+        spec_idx: Option<usize>,
+        routed: Option<ReadRoute>,
+    ) {
+        let (kind, addr) = match routed {
+            Some(r) => r,
+            None => self.route_read(),
         };
+        if let Some(addr) = addr {
+            let c = self.ctx.conn(&addr, self.proto, self.db, self.id);
+            if c.is_ready() || c.ready().await.is_ok() {
+                self.send_replica(&c, args, spec_idx);
+                return;
+            }
+            self.send_master_as(args, Kind::Plain, spec_idx, Route::Fallback)
+                .await;
+            return;
+        }
+        let route = self.master_read_route(kind);
         self.send_master_as(args, Kind::Plain, spec_idx, route)
             .await;
     }
