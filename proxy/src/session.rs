@@ -202,6 +202,9 @@ pub struct Session {
     config: ConfigCache,
     topo: TopoCache,
     commands: LookupCache,
+    /// When the run of requests `dispatch` is handling without waiting began: their start
+    /// time (one clock read per run). None while a request may wait.
+    stamp: Option<quanta::Instant>,
 }
 
 type ConfigCache = arc_swap::Cache<Arc<ArcSwap<ProxyConfig>>, Arc<ProxyConfig>>;
@@ -266,6 +269,7 @@ impl Session {
             config: arc_swap::Cache::new(ctx.shared.config.clone()),
             topo: arc_swap::Cache::new(ctx.shared.topo.clone()),
             commands: LookupCache::default(),
+            stamp: None,
         }
     }
 
@@ -347,14 +351,19 @@ impl Session {
                     let flow = if req.is_empty() {
                         Flow::Continue
                     } else {
+                        self.stamp.get_or_insert_with(quanta::Instant::now);
                         match self.handle_now(&req) {
                             Now::Done => Flow::Continue,
-                            Now::Later(routed) => self.handle(&req, routed).await,
+                            Now::Later(routed) => {
+                                self.stamp = None;
+                                self.handle(&req, routed).await
+                            }
                         }
                     };
                     drop(req);
                     buf.advance(used);
                     if let Flow::Relay(first) = flow {
+                        self.stamp = None;
                         return Some(first);
                     }
                 }
@@ -367,6 +376,7 @@ impl Session {
                 }
             }
         }
+        self.stamp = None;
         None
     }
 
@@ -601,7 +611,7 @@ impl Session {
             inbox: self.inbox.clone(),
             seq,
             kind,
-            start: quanta::Instant::now(),
+            start: self.stamp.unwrap_or_else(quanta::Instant::now),
             route: route as u8,
             resend: None,
         }
