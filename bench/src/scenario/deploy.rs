@@ -17,8 +17,8 @@ use tandem_protocol::Reply;
 
 use super::relay::Relay;
 use super::{
-    call, field, free_block, info_field, kill9, master_addr, redis_stack, spawn_tandem, text,
-    wait_ping, MASTER_NAME, READY_TIMEOUT,
+    call, field, free_block, info_field, kill9, loopback_block, master_addr, redis_stack,
+    spawn_tandem, text, wait_ping, MASTER_NAME, READY_TIMEOUT,
 };
 
 /// How long a restarted replica may take to be linked to its master again.
@@ -422,12 +422,8 @@ fn start_tandem(o: &DeployOptions) -> Result<Deployment> {
     Ok(Deployment {
         stack: Stack::Tandem,
         proxy: format!("127.0.0.1:{proxy_port}"),
-        sentinels: (0..3)
-            .map(|i| format!("127.0.0.1:{}", sentinel_port + i))
-            .collect(),
-        nodes: (0..3)
-            .map(|i| format!("127.0.0.1:{}", node_port + i))
-            .collect(),
+        sentinels: loopback_block(sentinel_port, 3),
+        nodes: loopback_block(node_port, 3),
         relays: Vec::new(),
         own: Some(Own {
             pgid: child.id() as i32,
@@ -474,9 +470,7 @@ async fn start_tandem_behind_relays(o: &DeployOptions) -> Result<Deployment> {
         spawn(&argv, &log)?;
         started.push((name, format!("127.0.0.1:{port}"), log));
     }
-    let sentinels: Vec<String> = (0..3)
-        .map(|i| format!("127.0.0.1:{}", sentinel_port + i))
-        .collect();
+    let sentinels: Vec<String> = loopback_block(sentinel_port, 3);
     for (i, addr) in sentinels.iter().enumerate() {
         let name = format!("sentinel-{}", i + 1);
         let sdir = dir.path().join(&name);
@@ -527,9 +521,7 @@ async fn start_tandem_behind_relays(o: &DeployOptions) -> Result<Deployment> {
         Stack::Tandem,
         proxy,
         sentinels,
-        (0..3)
-            .map(|i| format!("127.0.0.1:{}", node_port + i))
-            .collect(),
+        loopback_block(node_port, 3),
         dir,
         pgid,
         children,

@@ -240,6 +240,11 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
 /// How long a fresh deployment may take to be ready (replicas linked, sentinels met).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The loopback addresses of `n` consecutive ports from `first` (a block from [`free_block`]).
+pub fn loopback_block(first: u16, n: u16) -> Vec<String> {
+    (0..n).map(|i| format!("127.0.0.1:{}", first + i)).collect()
+}
+
 /// A free loopback port `p` such that `p..p+n` are all free (checked by binding them).
 pub fn free_block(n: u16) -> Result<u16> {
     for _ in 0..100 {

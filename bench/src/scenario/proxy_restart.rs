@@ -208,21 +208,17 @@ async fn writer(
             }
         }
         match request(&mut conn, &proxy, &["GET", &k]).await {
-            Ok(Reply::Bulk(b)) => {
-                log.reads += 1;
-                if b.as_ref() != v.as_bytes() {
-                    log.stale += 1;
+            Ok(r) => match super::writer::read_back_stale(&r, v.as_bytes()) {
+                Some(stale) => {
+                    log.reads += 1;
+                    log.stale += u64::from(stale);
                 }
-            }
-            Ok(Reply::Nil) => {
-                log.reads += 1;
-                log.stale += 1;
-            }
-            Ok(r) => {
-                *log.errors
-                    .entry(format!("GET {}", reply_error_kind(&r)))
-                    .or_default() += 1
-            }
+                None => {
+                    *log.errors
+                        .entry(format!("GET {}", reply_error_kind(&r)))
+                        .or_default() += 1
+                }
+            },
             Err(kind) => *log.errors.entry(format!("GET {kind}")).or_default() += 1,
         }
     }

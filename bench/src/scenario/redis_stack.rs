@@ -19,7 +19,7 @@ use super::deploy::{
     DeployOptions, Deployment, Own, ProxyProc, Stack, PROXY_START_TIMEOUT, SERVER_SIDE,
 };
 use super::relay::Relay;
-use super::{free_block, wait_ping, MASTER_NAME};
+use super::{free_block, loopback_block, wait_ping, MASTER_NAME};
 
 /// The Sentinels' quorum, as `tandem up` gives its sentinels.
 const QUORUM: u32 = 2;
@@ -70,12 +70,8 @@ pub async fn start(o: &DeployOptions) -> Result<Deployment> {
     let mut d = Deployment {
         stack: Stack::Redis,
         proxy: format!("127.0.0.1:{proxy_port}"),
-        sentinels: (0..3)
-            .map(|i| format!("127.0.0.1:{}", sentinel_port + i))
-            .collect(),
-        nodes: (0..3)
-            .map(|i| format!("127.0.0.1:{}", node_port + i))
-            .collect(),
+        sentinels: loopback_block(sentinel_port, 3),
+        nodes: loopback_block(node_port, 3),
         relays,
         own: Some(Own {
             pgid: first.id() as i32,

@@ -54,6 +54,17 @@ pub struct Writers {
 }
 
 /// The key of write `seq` of `client` in `run`.
+/// Judges the reply to a GET of a key just written with `written`, as read back after its
+/// acknowledgement: `Some(true)` if it is stale (another value, or none), `Some(false)` if it
+/// is the value written, `None` if the reply is not a value (an error).
+pub fn read_back_stale(reply: &Reply, written: &[u8]) -> Option<bool> {
+    match reply {
+        Reply::Bulk(b) => Some(b.as_ref() != written),
+        Reply::Nil => Some(true),
+        _ => None,
+    }
+}
+
 pub fn key(prefix: &str, run: usize, client: usize, seq: u64) -> String {
     format!("{prefix}:{run}:{client}:{seq}")
 }
@@ -206,17 +217,12 @@ async fn writer(
             Err(e) => Err(e),
         };
         match reply {
-            Ok(Reply::Bulk(b)) => {
-                log.reads += 1;
-                if b.as_ref() != v.as_bytes() {
-                    log.stale += 1;
+            Ok(r) => {
+                if let Some(stale) = read_back_stale(&r, v.as_bytes()) {
+                    log.reads += 1;
+                    log.stale += u64::from(stale);
                 }
             }
-            Ok(Reply::Nil) => {
-                log.reads += 1;
-                log.stale += 1;
-            }
-            Ok(_) => {}
             Err(_) => conn = None,
         }
     }
