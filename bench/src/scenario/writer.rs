@@ -53,7 +53,6 @@ pub struct Writers {
     tasks: Vec<tokio::task::JoinHandle<WriterLog>>,
 }
 
-/// The key of write `seq` of `client` in `run`.
 /// Judges the reply to a GET of a key just written with `written`, as read back after its
 /// acknowledgement: `Some(true)` if it is stale (another value, or none), `Some(false)` if it
 /// is the value written, `None` if the reply is not a value (an error).
@@ -65,6 +64,7 @@ pub fn read_back_stale(reply: &Reply, written: &[u8]) -> Option<bool> {
     }
 }
 
+/// The key of write `seq` of `client` in `run`.
 pub fn key(prefix: &str, run: usize, client: usize, seq: u64) -> String {
     format!("{prefix}:{run}:{client}:{seq}")
 }
