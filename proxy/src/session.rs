@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-
 use bytes::{Buf, Bytes, BytesMut};
 use tandem_config::ProxyConfig;
 use tandem_protocol::command::LookupCache;
@@ -648,11 +647,11 @@ impl Session {
     }
 
     /// Sends a write on `c` (held for the batch's `WAIT 1` under write concern `replicated`).
-    fn write_on(&self, c: &Rc<BackendConn>, args: &Request<'_>, concern: bool, route: Route) {
+    fn write_on(&mut self, c: &Rc<BackendConn>, args: &Request<'_>, concern: bool, route: Route) {
         let seq = self.inbox.alloc();
         self.inbox.write_sent();
         if concern {
-            let ms = (self.ctx.shared.config.load().command_timeout_ms / 2).max(1);
+            let ms = (self.config.load().command_timeout_ms / 2).max(1);
             c.send_held(args.wire(), self.pending(seq, Kind::WriteHeld, route), ms);
         } else {
             c.send(args.wire(), self.pending(seq, Kind::Write, route));
