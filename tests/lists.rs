@@ -421,6 +421,24 @@ fn blocking_pops_time_out_with_nil() {
     );
 }
 
+/// A blocked client keeps reading (to see a disconnect), so its buffer grows while it waits:
+/// a command bigger than the one that blocked, sent meanwhile, runs after the timeout and the
+/// connection lives on (an early build measured its turn by the buffer's length and panicked).
+#[test]
+fn commands_sent_while_blocked_run_after_the_block() {
+    let node = Proc::node(&[]);
+    let mut raw = common::Raw::connect(node.port);
+    raw.send_cmd(&["BLPOP", "nolist", "0.3"]);
+    std::thread::sleep(Duration::from_millis(100));
+    let big = "v".repeat(20 * 1024);
+    raw.send_cmd(&["SET", "after", big.as_str()]);
+    raw.send_cmd(&["GET", "after"]);
+    assert_eq!(raw.read(), common::Resp::NullArray);
+    assert_eq!(raw.read(), common::Resp::Simple("OK".into()));
+    assert_eq!(raw.read(), common::Resp::bulk(&big));
+    assert_eq!(raw.cmd(&["PING"]), common::Resp::Simple("PONG".into()));
+}
+
 #[test]
 fn blpop_inside_multi_does_not_block() {
     let node = Proc::node(&[]);

@@ -245,15 +245,19 @@ impl Session {
         let resize = client.resize_query_buf.notified();
         tokio::pin!(resize);
         loop {
-            // Run every complete request already buffered (pipelining), in order.
-            let mut turn_start = self.rbuf.len();
+            // Run every complete request already buffered (pipelining), in order. The bytes
+            // consumed are counted per request: a blocked command (BLPOP, WAIT) reads more
+            // into the buffer while it waits, so the buffer's length is no measure of them.
+            let mut turn_bytes = 0;
             loop {
                 if self.client.is_killed() {
                     let _ = self.flush().await;
                     return "killed";
                 }
+                let buffered = self.rbuf.len();
                 match self.decoder.decode(&mut self.rbuf) {
                     Ok(Some(args)) => {
+                        turn_bytes += buffered - self.rbuf.len();
                         if args.is_empty() {
                             continue;
                         }
@@ -272,7 +276,7 @@ impl Session {
                             // while this thread runs the rest.
                             self.push_stream();
                         }
-                        if turn_start - self.rbuf.len() >= READ_CHUNK && !self.rbuf.is_empty() {
+                        if turn_bytes >= READ_CHUNK && !self.rbuf.is_empty() {
                             // A long pipeline (or a bulk load): after 16 KiB of it, the
                             // thread's other clients get their turn, as Redis serves one
                             // 16 KiB read per client per event-loop turn. Otherwise a lone
@@ -281,7 +285,7 @@ impl Session {
                                 return "write error";
                             }
                             tokio::task::yield_now().await;
-                            turn_start = self.rbuf.len();
+                            turn_bytes = 0;
                         }
                     }
                     Ok(None) => break,

@@ -290,8 +290,21 @@ impl Proc {
 }
 
 impl Drop for Proc {
+    /// Kills the process; a panic in its log fails the test (a thread that panicked on some
+    /// input may have been restarted or hidden behind a retry, but it is a defect).
     fn drop(&mut self) {
         self.kill();
+        let log = self.log_text();
+        if let Some(at) = log.find("panicked at") {
+            if !std::thread::panicking() {
+                let end = log[at..].find("\n\n").map_or(log.len(), |n| at + n);
+                panic!(
+                    "{} panicked: {}",
+                    self.log.display(),
+                    &log[at..end.min(at + 2000)]
+                );
+            }
+        }
     }
 }
 

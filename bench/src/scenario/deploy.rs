@@ -217,6 +217,38 @@ impl Deployment {
         self.own.as_ref().map(|o| o.dir.path())
     }
 
+    /// Fails, naming the log and quoting it, if a process of an own deployment panicked: a
+    /// scenario's counts mean nothing when a component crashed under it (a panicking thread
+    /// closes its clients, which then look like a failover's refusals).
+    pub fn check_no_panics(&self) -> Result<()> {
+        let Some(dir) = self.dir() else {
+            return Ok(());
+        };
+        let mut dirs = vec![dir.to_path_buf()];
+        while let Some(d) = dirs.pop() {
+            for entry in
+                std::fs::read_dir(&d).with_context(|| format!("cannot list {}", d.display()))?
+            {
+                let path = entry?.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "log") {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    if let Some(at) = text.find("panicked at") {
+                        let line_start = text[..at].rfind('\n').map_or(0, |n| n + 1);
+                        let excerpt: String = text[line_start..]
+                            .lines()
+                            .take(3)
+                            .collect::<Vec<_>>()
+                            .join(" | ");
+                        bail!("a process panicked ({}): {excerpt}", path.display());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn own_dir(&self) -> Result<PathBuf> {
         self.dir()
             .map(Path::to_path_buf)

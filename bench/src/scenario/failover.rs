@@ -163,6 +163,7 @@ async fn run_once(o: &Options, run: usize) -> Result<RunResult> {
     let keys: Vec<String> = acked_keys(PREFIX, run, &logs).map(|(k, _)| k).collect();
     let lost = count_missing(&new_master, &keys).await?;
     let window_ms = window_ms(&logs, killed_at);
+    dep.check_no_panics()?;
     Ok(RunResult {
         window_ms,
         acked: keys.len() as u64,

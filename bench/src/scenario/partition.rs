@@ -299,6 +299,7 @@ async fn run_once(opts: &Options, run: usize) -> Result<RunResult> {
     let in_cut = acked_by_old_master(&acked, &old_keys, cut_at);
     let lost_of_old_master_acks = count_missing(&final_master, &in_cut).await?;
     let (refused_in_cut, no_reply_in_cut) = failures_between(&logs, cut_at, healed_at);
+    dep.check_no_panics()?;
     Ok(RunResult {
         window_ms: window_ms(&logs, cut_at),
         cut_ms,

@@ -282,6 +282,7 @@ async fn run_once(o: &Options, run: usize) -> Result<RunResult> {
                 *errors.entry(k.clone()).or_default() += v;
             }
         }
+        dep.check_no_panics()?;
         Ok(RunResult {
             continue_ms,
             acked: keys.len() as u64,

@@ -318,8 +318,10 @@ async fn run_once(o: &Options, run: usize) -> Result<RunResult> {
         logs.push(c.await.context("a client task failed")?);
     }
     let _ = monitor.await;
+    let panics = dep.check_no_panics();
     drop(dep);
     outcome?;
+    panics?;
     let mut errors = BTreeMap::new();
     for l in &logs {
         for (k, v) in &l.errors {
