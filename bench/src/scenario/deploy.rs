@@ -221,32 +221,10 @@ impl Deployment {
     /// scenario's counts mean nothing when a component crashed under it (a panicking thread
     /// closes its clients, which then look like a failover's refusals).
     pub fn check_no_panics(&self) -> Result<()> {
-        let Some(dir) = self.dir() else {
-            return Ok(());
-        };
-        let mut dirs = vec![dir.to_path_buf()];
-        while let Some(d) = dirs.pop() {
-            for entry in
-                std::fs::read_dir(&d).with_context(|| format!("cannot list {}", d.display()))?
-            {
-                let path = entry?.path();
-                if path.is_dir() {
-                    dirs.push(path);
-                } else if path.extension().is_some_and(|e| e == "log") {
-                    let text = std::fs::read_to_string(&path).unwrap_or_default();
-                    if let Some(at) = text.find("panicked at") {
-                        let line_start = text[..at].rfind('\n').map_or(0, |n| n + 1);
-                        let excerpt: String = text[line_start..]
-                            .lines()
-                            .take(3)
-                            .collect::<Vec<_>>()
-                            .join(" | ");
-                        bail!("a process panicked ({}): {excerpt}", path.display());
-                    }
-                }
-            }
+        match self.dir().map(panic_in_logs).transpose()?.flatten() {
+            Some((log, excerpt)) => bail!("a process panicked ({}): {excerpt}", log.display()),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn own_dir(&self) -> Result<PathBuf> {
@@ -422,6 +400,34 @@ impl Drop for Deployment {
             }
         }
     }
+}
+
+/// The first `*.log` under `dir` (recursively) that shows a Rust panic, with the panic's
+/// first lines joined by ` | `.
+fn panic_in_logs(dir: &Path) -> Result<Option<(PathBuf, String)>> {
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        let entries =
+            std::fs::read_dir(&d).with_context(|| format!("cannot list {}", d.display()))?;
+        for entry in entries {
+            let path = entry?.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "log") {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                if let Some(at) = text.find("panicked at") {
+                    let line_start = text[..at].rfind('\n').map_or(0, |n| n + 1);
+                    let excerpt = text[line_start..]
+                        .lines()
+                        .take(3)
+                        .collect::<Vec<_>>()
+                        .join(" | ");
+                    return Ok(Some((path, excerpt)));
+                }
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Starts `tandem up` (this same binary) on free ports in a temp dir, in its own process
@@ -704,6 +710,27 @@ mod tests {
         let r = c.replicaof.unwrap();
         assert_eq!((r.host.as_str(), r.port), ("127.0.0.1", 9000));
         assert_eq!(c.dir, std::path::PathBuf::from("/d"));
+    }
+
+    #[test]
+    fn panics_are_found_in_any_log_below_the_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("up.log"), "INFO started\n").unwrap();
+        std::fs::create_dir(dir.path().join("node-1")).unwrap();
+        std::fs::write(dir.path().join("node-1/data.rdb"), "panicked at nowhere").unwrap();
+        assert!(panic_in_logs(dir.path()).unwrap().is_none());
+        let log = dir.path().join("node-1/node.log");
+        std::fs::write(
+            &log,
+            "INFO ready\nthread 'io-0' panicked at node/src/session.rs:275:28:\nattempt to subtract with overflow\nstack backtrace:\nmore\n",
+        )
+        .unwrap();
+        let (at, excerpt) = panic_in_logs(dir.path()).unwrap().expect("found");
+        assert_eq!(at, log);
+        assert_eq!(
+            excerpt,
+            "thread 'io-0' panicked at node/src/session.rs:275:28: | attempt to subtract with overflow | stack backtrace:"
+        );
     }
 
     #[test]
