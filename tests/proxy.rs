@@ -11,7 +11,7 @@ use common::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -702,17 +702,51 @@ fn redis_cli(port: u16, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Runs redis-cli with `script` on its standard input: the commands go over one connection.
+fn redis_cli_stdin(port: u16, script: &str) -> String {
+    let mut child = Command::new(require_tool("redis-cli"))
+        .arg("-p")
+        .arg(port.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("redis-cli");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("redis-cli stdin");
+    let out = child.wait_with_output().expect("redis-cli");
+    assert!(
+        out.status.success(),
+        "redis-cli <<< {script:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 #[test]
 fn real_clients_work_through_the_proxy() {
     let m = master(Backend::Redis);
     let r = replica(Backend::Redis, m.port);
     wait_synced(r.port);
     let proxy = Proc::proxy(&["--master", &m.addr(), "--replica", &r.addr()]);
-    // redis-cli: arguments, RESP3, admin refusal.
+    // redis-cli: arguments, RESP3, admin refusal. A write then a read on one connection (read
+    // your writes; a read on a new connection may go to a replica that has not the write yet).
     assert_eq!(redis_cli(proxy.port, &["SET", "cli", "v"]), "OK");
-    assert_eq!(redis_cli(proxy.port, &["GET", "cli"]), "v");
+    assert_eq!(
+        redis_cli_stdin(proxy.port, "SET cli2 w\nGET cli2\n"),
+        "OK\nw"
+    );
+    assert!(eventually(Duration::from_secs(5), || {
+        redis_cli(proxy.port, &["GET", "cli"]) == "v"
+    }));
     assert_eq!(redis_cli(proxy.port, &["-3", "HSET", "h3", "f", "v"]), "1");
-    assert!(redis_cli(proxy.port, &["-3", "HGETALL", "h3"]).contains('f'));
+    assert!(eventually(Duration::from_secs(5), || {
+        redis_cli(proxy.port, &["-3", "HGETALL", "h3"]).contains('f')
+    }));
     assert!(redis_cli(proxy.port, &["SHUTDOWN"]).contains("administrative command"));
     // redis-benchmark, without and with pipelining.
     for p in ["1", "16"] {
