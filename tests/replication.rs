@@ -507,6 +507,10 @@ fn replica_survives_a_master_dying_mid_payload_and_garbage() {
         &b"+FULLRESYNC 0123456789012345678901234567890123456789 100\r\n$EOF:0123456789012345678901234567890123456789\r\nREDIS00"[..],
         &b"+FULLRESYNC 0123456789012345678901234567890123456789 100\r\n$20\r\nnot an rdb at all!!!"[..],
         &b"\x00\x01garbage\r\n"[..],
+        // Offsets no Redis stream reaches, each with a valid empty RDB: refused (an early
+        // build took them and overflowed its offset sums on the next command).
+        &b"+FULLRESYNC 0123456789012345678901234567890123456789 18446744073709551615\r\n$18\r\nREDIS0011\xff\0\0\0\0\0\0\0\0"[..],
+        &b"+FULLRESYNC 0123456789012345678901234567890123456789 9223372036854775807\r\n$18\r\nREDIS0011\xff\0\0\0\0\0\0\0\0"[..],
     ] {
         let (port, h) = fake_master(behaviour);
         let _: () = q(&mut c, &["REPLICAOF", "127.0.0.1", &port.to_string()]);

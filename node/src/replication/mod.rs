@@ -30,6 +30,11 @@ use crate::server::Server;
 /// `master_replid2` when there is no previous history.
 pub const NO_REPLID: &str = "0000000000000000000000000000000000000000";
 
+/// The largest replication offset taken from a peer or a file (2^62; Redis's offsets are
+/// signed 64-bit). Real streams never get near it, and below it every offset sum and the
+/// signed forms INFO and ROLE print cannot overflow, whatever a broken master sends.
+pub const MAX_OFFSET: u64 = 1 << 62;
+
 /// How often the replication cron runs (Redis's replicationCron: once a second).
 pub const CRON_PERIOD: Duration = Duration::from_secs(1);
 
@@ -231,7 +236,7 @@ pub fn restore_from_rdb(srv: &Server, aux: &crate::persistence::rdb::LoadedAux) 
     else {
         return;
     };
-    if cfg.replicaof.is_none() || off < 0 || db < 0 || id.len() != 40 {
+    if cfg.replicaof.is_none() || off < 0 || off as u64 > MAX_OFFSET || db < 0 || id.len() != 40 {
         return;
     }
     let size = cfg.repl_backlog_size.0 as usize;

@@ -439,7 +439,10 @@ async fn session(
         let mut parts = rest.split_whitespace();
         let (Some(id), Some(off)) = (
             parts.next(),
-            parts.next().and_then(|o| o.parse::<u64>().ok()),
+            parts
+                .next()
+                .and_then(|o| o.parse::<u64>().ok())
+                .filter(|o| *o <= super::MAX_OFFSET),
         ) else {
             return Err(format!("bad FULLRESYNC reply: {reply}"));
         };
