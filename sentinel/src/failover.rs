@@ -171,7 +171,8 @@ impl Master {
     /// a random desync of up to [`crate::instance::MAX_DESYNC`], as in Redis, so sentinels
     /// whose election fails time out and retry at different times.
     pub fn start_failover(&mut self, core: &mut Core, now: Instant) {
-        core.current_epoch += 1;
+        // Wrapping, as Redis's `++` on its uint64 epoch: a peer may have announced any epoch.
+        core.current_epoch = core.current_epoch.wrapping_add(1);
         core.dirty = true;
         self.failover_epoch = core.current_epoch;
         core.event("+new-epoch", core.current_epoch.to_string());
@@ -470,6 +471,18 @@ mod tests {
         m.replicas.get_mut(&a3).unwrap().info_refresh = Some(now);
         m.replicas.get_mut(&a3).unwrap().master_link_down_ms = 11_000;
         assert_eq!(select_replica(&m, now), None);
+    }
+
+    #[test]
+    fn a_failover_after_the_largest_epoch_wraps_as_in_redis() {
+        let t0 = Instant::now();
+        let (mut core, mut m) = setup(t0);
+        // A hello from a peer can announce any epoch; the next failover must not panic.
+        core.observe_epoch(u64::MAX);
+        m.start_failover(&mut core, t0);
+        assert_eq!(core.current_epoch, 0);
+        assert_eq!(m.failover_epoch, 0);
+        assert_eq!(m.failover, FailoverState::WaitStart);
     }
 
     #[test]
