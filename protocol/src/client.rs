@@ -9,6 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::frame::{encode_command, Reply};
+use crate::scan::Scanner;
 use crate::types::Protocol;
 
 /// Largest reply the client buffers before giving up on the peer (1 GiB).
@@ -71,6 +72,10 @@ pub struct Client {
     buf: BytesMut,
     out: BytesMut,
     protocol: Protocol,
+    /// Finds where the next reply ends before it is decoded: a partial reply is scanned
+    /// once, and nesting deeper than [`crate::scan::MAX_DEPTH`] is refused before the
+    /// (recursive) decoder could overflow the stack on it.
+    scanner: Scanner,
 }
 
 impl Client {
@@ -100,6 +105,7 @@ impl Client {
             buf: BytesMut::with_capacity(16 * 1024),
             out: BytesMut::with_capacity(16 * 1024),
             protocol: Protocol::Resp2,
+            scanner: Scanner::default(),
         })
     }
 
@@ -179,6 +185,14 @@ impl Client {
         }
     }
 
+    /// A whole reply (by the scanner) that the decoder still found incomplete.
+    fn undecoded(&self) -> ClientError {
+        ClientError::Protocol {
+            peer: self.peer.clone(),
+            reason: format!("a {:?} reply the decoder could not read", self.protocol),
+        }
+    }
+
     fn try_decode(&mut self) -> Result<Option<Reply>, ClientError> {
         if self.buf.is_empty() {
             return Ok(None);
@@ -188,26 +202,38 @@ impl Client {
                 peer: peer.to_string(),
                 reason: e.to_string(),
             };
+        let Some(len) = self
+            .scanner
+            .scan(&self.buf)
+            .map_err(|e| ClientError::Protocol {
+                peer: self.peer.clone(),
+                reason: e.to_string(),
+            })?
+        else {
+            return Ok(None);
+        };
         // `*-1` (RESP2 null array) is not representable in redis-protocol's frames.
         if self.buf.starts_with(b"*-1\r\n") {
             let _ = self.buf.split_to(5);
             return Ok(Some(Reply::NilArray));
         }
+        // The decoder takes exactly the reply the scanner delimited.
+        let mut reply = self.buf.split_to(len);
         match self.protocol {
             Protocol::Resp2 => {
-                match redis_protocol::resp2::decode::decode_bytes_mut(&mut self.buf)
+                match redis_protocol::resp2::decode::decode_bytes_mut(&mut reply)
                     .map_err(|e| perr(e, &self.peer))?
                 {
                     Some((frame, _, _)) => Ok(Some(from_resp2(frame))),
-                    None => Ok(None),
+                    None => Err(self.undecoded()),
                 }
             }
             Protocol::Resp3 => {
-                match redis_protocol::resp3::decode::complete::decode_bytes_mut(&mut self.buf)
+                match redis_protocol::resp3::decode::complete::decode_bytes_mut(&mut reply)
                     .map_err(|e| perr(e, &self.peer))?
                 {
                     Some((frame, _, _)) => Ok(Some(from_resp3(frame))),
-                    None => Ok(None),
+                    None => Err(self.undecoded()),
                 }
             }
         }
@@ -261,5 +287,63 @@ fn from_resp3(f: redis_protocol::resp3::types::BytesFrame) -> Reply {
         F::Set { data, .. } => Reply::Set(data.into_iter().map(from_resp3).collect()),
         F::Push { data, .. } => Reply::Push(data.into_iter().map(from_resp3).collect()),
         F::Hello { .. } | F::ChunkedString(_) => Reply::Error("ERR unexpected frame".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    /// A one-connection server that answers the first command with `reply`, sent in pieces.
+    async fn server(reply: Vec<u8>) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut b = [0u8; 256];
+            let _ = s.read(&mut b).await;
+            for piece in reply.chunks(7) {
+                let _ = s.write_all(piece).await;
+                let _ = s.flush().await;
+                tokio::task::yield_now().await;
+            }
+            let _ = s.read(&mut b).await;
+        });
+        addr
+    }
+
+    async fn call(reply: &[u8]) -> Result<Reply, ClientError> {
+        let addr = server(reply.to_vec()).await;
+        let mut c = Client::connect(&addr, Duration::from_secs(5))
+            .await
+            .unwrap();
+        c.call(&["PING"]).await
+    }
+
+    #[tokio::test]
+    async fn replies_in_pieces_and_nested_ones_decode() {
+        assert!(matches!(call(b"+OK\r\n").await, Ok(Reply::Ok)));
+        assert!(matches!(call(b"*-1\r\n").await, Ok(Reply::NilArray)));
+        let nested = call(b"*2\r\n*1\r\n$5\r\nhello\r\n:7\r\n").await.unwrap();
+        assert_eq!(
+            format!("{nested:?}").matches("hello").count(),
+            1,
+            "{nested:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reply_nested_too_deep_is_a_protocol_error_naming_the_peer() {
+        let mut deep = b"*1\r\n".repeat(100_000);
+        deep.extend_from_slice(b":1\r\n");
+        match call(&deep).await {
+            Err(ClientError::Protocol { peer, reason }) => {
+                assert!(peer.starts_with("127.0.0.1:"), "{peer}");
+                assert!(reason.contains("nested too deep"), "{reason}");
+            }
+            other => panic!("expected a protocol error, got {other:?}"),
+        }
     }
 }

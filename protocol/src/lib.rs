@@ -9,6 +9,7 @@
 //! - [`number`]: Redis's number parsing and formatting rules (integers, doubles).
 //! - [`connection`]: the server side of a RESP connection (sentinel, proxy).
 //! - [`client`]: a small async RESP client used by the sentinel, the proxy, the bench and tests.
+//! - [`scan`]: where each reply ends in a RESP byte stream (resumable, depth-limited).
 //! - [`io`]: socket reads that stop at a drained socket without an extra `recv`.
 //! - [`types`]: shared vocabulary types (`NodeAddr`, `Role`, `Protocol`, ...).
 
@@ -19,6 +20,7 @@ pub mod frame;
 pub mod glob;
 pub mod io;
 pub mod number;
+pub mod scan;
 pub mod types;
 
 pub use command::{Cmd, CommandSpec};

@@ -1,38 +1,74 @@
-//! Reply boundaries in a backend's byte stream, found without decoding values or allocating:
-//! the proxy relays replies as the bytes the backend sent (RESP2 or RESP3), so all it needs is
-//! where each reply ends. The scanner is resumable, so a huge reply arriving in many reads is
-//! scanned once (never quadratic), and it rejects anything that is not RESP.
+//! Reply boundaries in a RESP byte stream, found without decoding values or allocating per
+//! reply: the proxy relays replies as the bytes the backend sent (RESP2 or RESP3), and the
+//! [`crate::client`] checks a reply is whole and not nested too deep before decoding it. The
+//! scanner is resumable, so a huge reply arriving in many reads is scanned once (never
+//! quadratic), it rejects anything that is not RESP, and its counts cannot overflow: each
+//! aggregate level keeps its own count, and the nesting depth has a limit.
 
-/// Scan state of the reply being received: where scanning stopped and how many values are
-/// still owed to the current reply (aggregates add their element counts).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Scan state of the reply being received: where scanning stopped and, per open aggregate,
+/// how many values it still owes.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scanner {
     /// Offset (from the start of the reply) up to which bytes have been scanned.
     pos: usize,
-    /// Values still to read before the reply is complete.
-    owed: u64,
+    /// The open aggregates, innermost last; empty between replies (the reply itself is owed).
+    levels: Vec<Level>,
+    /// Deepest nesting accepted (the reply itself is depth 0).
+    max_depth: usize,
 }
 
-/// The backend sent bytes that are not RESP.
+/// One open aggregate: the values it still owes, and whether it is an attribute (whose
+/// completion owes its parent nothing: the value it annotates follows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Level {
+    owed: u64,
+    attribute: bool,
+}
+
+/// The peer sent bytes that are not RESP, or RESP this scanner refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid RESP from backend: {0}")]
+#[error("invalid RESP: {0}")]
 pub struct BadReply(pub &'static str);
 
 /// Longest header line accepted (a length or a simple string / error line).
 const MAX_LINE: usize = 1 << 20;
 
+/// Nesting accepted by [`Scanner::default`]: no Redis reply comes near it, but it is far
+/// from what a recursive decoder's stack could take.
+pub const MAX_DEPTH: usize = 64;
+
 impl Default for Scanner {
     fn default() -> Self {
-        Scanner { pos: 0, owed: 1 }
+        Scanner::with_max_depth(MAX_DEPTH)
     }
 }
 
 impl Scanner {
+    /// A scanner accepting replies nested up to `max_depth` aggregates deep (a relay that
+    /// never recurses can take any depth its peer sends; its memory is then 16 bytes a level,
+    /// bounded by the reply's own size).
+    pub fn with_max_depth(max_depth: usize) -> Self {
+        Scanner {
+            pos: 0,
+            levels: Vec::new(),
+            max_depth,
+        }
+    }
+
     /// Continues scanning `buf` (which starts at the beginning of the reply). Returns the
     /// reply's total length once it is complete; `Ok(None)` means more bytes are needed.
-    /// After `Some`, the scanner is reset for the next reply.
+    /// After `Some` or an error, the scanner is reset for the next reply.
     pub fn scan(&mut self, buf: &[u8]) -> Result<Option<usize>, BadReply> {
-        while self.owed > 0 {
+        let r = self.scan_inner(buf);
+        if !matches!(r, Ok(None)) {
+            self.pos = 0;
+            self.levels.clear();
+        }
+        r
+    }
+
+    fn scan_inner(&mut self, buf: &[u8]) -> Result<Option<usize>, BadReply> {
+        loop {
             let Some(&kind) = buf.get(self.pos) else {
                 return Ok(None);
             };
@@ -48,11 +84,11 @@ impl Scanner {
             }
             let line = &rest[..nl - 1];
             let after = self.pos + 1 + nl + 1;
-            match kind {
+            let done = match kind {
                 // Simple values: status, error, integer, null, double, boolean, big number.
                 b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => {
                     self.pos = after;
-                    self.owed -= 1;
+                    self.value_done()
                 }
                 // Bulk-like: bulk string, bulk error, verbatim string.
                 b'$' | b'!' | b'=' => {
@@ -71,40 +107,58 @@ impl Scanner {
                         }
                         self.pos = end;
                     }
-                    self.owed -= 1;
+                    self.value_done()
                 }
-                // Aggregates: array, set, push.
-                b'*' | b'~' | b'>' => {
+                // Aggregates: array, set, push (n values); map (n pairs); attribute (n pairs,
+                // then the value it annotates).
+                b'*' | b'~' | b'>' | b'%' | b'|' => {
                     let n = parse_len(line)?;
                     self.pos = after;
-                    self.owed -= 1;
-                    if n > 0 {
-                        self.owed += n as u64;
-                    }
-                }
-                // Map: n key/value pairs.
-                b'%' => {
-                    let n = parse_len(line)?;
-                    self.pos = after;
-                    self.owed -= 1;
-                    if n > 0 {
-                        self.owed += 2 * n as u64;
-                    }
-                }
-                // Attribute: n pairs, then the value it annotates (which is still owed).
-                b'|' => {
-                    let n = parse_len(line)?;
-                    self.pos = after;
-                    if n > 0 {
-                        self.owed += 2 * n as u64;
+                    let owed = if kind == b'%' || kind == b'|' {
+                        2 * n
+                    } else {
+                        n
+                    };
+                    if owed > 0 {
+                        if self.levels.len() >= self.max_depth {
+                            return Err(BadReply("reply nested too deep"));
+                        }
+                        self.levels.push(Level {
+                            owed: owed as u64,
+                            attribute: kind == b'|',
+                        });
+                        false
+                    } else if kind == b'|' {
+                        // An empty attribute: the annotated value is still to come.
+                        false
+                    } else {
+                        self.value_done()
                     }
                 }
                 _ => return Err(BadReply("unknown type byte")),
+            };
+            if done {
+                return Ok(Some(self.pos));
             }
         }
-        let len = self.pos;
-        *self = Scanner::default();
-        Ok(Some(len))
+    }
+
+    /// Counts one complete value against the innermost open aggregate, closing every
+    /// aggregate it completes; true when the whole reply is complete.
+    fn value_done(&mut self) -> bool {
+        while let Some(top) = self.levels.last_mut() {
+            top.owed -= 1;
+            if top.owed > 0 {
+                return false;
+            }
+            let attribute = top.attribute;
+            self.levels.pop();
+            if attribute {
+                // The attribute is complete; the value it annotates is still owed.
+                return false;
+            }
+        }
+        true
     }
 }
 
@@ -173,6 +227,36 @@ mod tests {
         }
         assert_eq!(got, Some((33, 33)));
         assert_eq!(s, Scanner::default());
+    }
+
+    #[test]
+    fn nesting_has_a_limit_and_counts_never_overflow() {
+        let nested = |depth: usize| {
+            let mut b = b"*1\r\n".repeat(depth);
+            b.extend_from_slice(b":1\r\n");
+            b
+        };
+        assert_eq!(whole(&nested(MAX_DEPTH)), Some(MAX_DEPTH * 4 + 4));
+        let err = Scanner::default().scan(&nested(MAX_DEPTH + 1)).unwrap_err();
+        assert_eq!(err, BadReply("reply nested too deep"));
+        let deep = nested(100_000);
+        assert_eq!(
+            Scanner::with_max_depth(usize::MAX).scan(&deep).unwrap(),
+            Some(deep.len())
+        );
+        // Many huge aggregates, each at its own level: no sum of counts to overflow.
+        let huge = b"*1099511627776\r\n".repeat(20);
+        assert_eq!(
+            Scanner::with_max_depth(usize::MAX).scan(&huge).unwrap(),
+            None
+        );
+        // Attributes annotate the value after them, empty ones included.
+        assert_eq!(whole(b"|0\r\n:1\r\n"), Some(8));
+        assert_eq!(whole(b"*2\r\n|1\r\n+k\r\n+v\r\n:1\r\n:2\r\n"), Some(24));
+        // An error resets the scanner for a next reply.
+        let mut s = Scanner::default();
+        assert!(s.scan(b"?\r\n").is_err());
+        assert_eq!(s.scan(b"+OK\r\n").unwrap(), Some(5));
     }
 
     #[test]

@@ -13,13 +13,14 @@
 //!   publishes an atomically swapped snapshot; config reloads go through the same path.
 //! - [`lag`]: INFO replication polling of every node and lag measurement.
 //! - [`metrics`]: the Prometheus `/metrics` endpoint and cached metric handles.
-//! - [`resp`]: reply boundaries in backend byte streams (replies are relayed as sent).
+//!
+//! Replies are relayed as the bytes the backend sent: their boundaries come from
+//! [`tandem_protocol::scan`].
 
 pub mod lag;
 pub mod listener;
 pub mod metrics;
 pub mod pool;
-pub mod resp;
 pub mod router;
 pub mod session;
 pub mod topology;

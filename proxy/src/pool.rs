@@ -18,13 +18,13 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use tandem_protocol::frame::encode_command;
+use tandem_protocol::scan::Scanner;
 use tandem_protocol::Protocol;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::metrics::WorkerMetrics;
-use crate::resp::Scanner;
 use crate::session::Inbox;
 use crate::Shared;
 
@@ -32,6 +32,9 @@ use crate::Shared;
 pub const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
 /// How often a connection checks its oldest request against `command_timeout_ms`.
 const TIMEOUT_CHECK: Duration = Duration::from_millis(100);
+/// Nesting accepted in a relayed reply: the proxy never recurses into a reply, so only a
+/// bound on the scanner's memory (16 bytes a level); Redis's Lua replies stop far sooner.
+const RELAY_MAX_DEPTH: usize = 1 << 16;
 /// Idle dedicated connections kept per backend for reuse.
 const MAX_IDLE_DEDICATED: usize = 16;
 
@@ -317,7 +320,7 @@ pub async fn connect(
             .await
             .map_err(|e| format!("handshake write failed: {e}"))?;
         let mut buf = BytesMut::with_capacity(4096);
-        let mut scanner = Scanner::default();
+        let mut scanner = Scanner::with_max_depth(RELAY_MAX_DEPTH);
         let mut got = 0;
         while got < n {
             if let Some(len) = scanner.scan(&buf).map_err(|e| e.to_string())? {
@@ -402,7 +405,7 @@ async fn io_loop(
     cmd_timeout: Duration,
 ) -> Result<(), String> {
     let mut inbuf = BytesMut::with_capacity(16 * 1024);
-    let mut scanner = Scanner::default();
+    let mut scanner = Scanner::with_max_depth(RELAY_MAX_DEPTH);
     let mut check = tokio::time::interval(TIMEOUT_CHECK);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
