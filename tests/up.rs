@@ -133,5 +133,7 @@ fn up_starts_everything_serves_through_the_proxy_and_stops_on_ctrl_c() {
     ] {
         assert!(port_closed(port), "port {port} still open after stop");
     }
-    assert!(read_log().contains("all stopped"));
+    let text = read_log();
+    assert!(text.contains("all stopped"));
+    assert!(!text.contains("panicked at"), "a component panicked:\n{text}");
 }
