@@ -135,5 +135,8 @@ fn up_starts_everything_serves_through_the_proxy_and_stops_on_ctrl_c() {
     }
     let text = read_log();
     assert!(text.contains("all stopped"));
-    assert!(!text.contains("panicked at"), "a component panicked:\n{text}");
+    assert!(
+        !text.contains("panicked at"),
+        "a component panicked:\n{text}"
+    );
 }
