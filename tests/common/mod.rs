@@ -289,20 +289,20 @@ impl Proc {
     }
 }
 
+/// Lines of a process's panic quoted in the failing test's message (message and backtrace).
+pub const PANIC_LINES: usize = 40;
+
+/// The panic a process's log shows, quoted: the one check shared with the bench scenarios.
+pub use tandem_bench::scenario::deploy::panic_excerpt;
+
 impl Drop for Proc {
     /// Kills the process; a panic in its log fails the test (a thread that panicked on some
     /// input may have been restarted or hidden behind a retry, but it is a defect).
     fn drop(&mut self) {
         self.kill();
-        let log = self.log_text();
-        if let Some(at) = log.find("panicked at") {
+        if let Some(excerpt) = panic_excerpt(&self.log_text(), PANIC_LINES) {
             if !std::thread::panicking() {
-                let end = log[at..].find("\n\n").map_or(log.len(), |n| at + n);
-                panic!(
-                    "{} panicked: {}",
-                    self.log.display(),
-                    &log[at..end.min(at + 2000)]
-                );
+                panic!("{} panicked: {excerpt}", self.log.display());
             }
         }
     }

@@ -402,8 +402,22 @@ impl Drop for Deployment {
     }
 }
 
+/// The Rust panic a process's log shows, if any: its first `lines` lines (from the
+/// `panicked at` line on) joined by ` | `.
+pub fn panic_excerpt(log: &str, lines: usize) -> Option<String> {
+    let at = log.find("panicked at")?;
+    let line_start = log[..at].rfind('\n').map_or(0, |n| n + 1);
+    Some(
+        log[line_start..]
+            .lines()
+            .take(lines)
+            .collect::<Vec<_>>()
+            .join(" | "),
+    )
+}
+
 /// The first `*.log` under `dir` (recursively) that shows a Rust panic, with the panic's
-/// first lines joined by ` | `.
+/// first three lines ([`panic_excerpt`]).
 fn panic_in_logs(dir: &Path) -> Result<Option<(PathBuf, String)>> {
     let mut dirs = vec![dir.to_path_buf()];
     while let Some(d) = dirs.pop() {
@@ -415,13 +429,7 @@ fn panic_in_logs(dir: &Path) -> Result<Option<(PathBuf, String)>> {
                 dirs.push(path);
             } else if path.extension().is_some_and(|e| e == "log") {
                 let text = std::fs::read_to_string(&path).unwrap_or_default();
-                if let Some(at) = text.find("panicked at") {
-                    let line_start = text[..at].rfind('\n').map_or(0, |n| n + 1);
-                    let excerpt = text[line_start..]
-                        .lines()
-                        .take(3)
-                        .collect::<Vec<_>>()
-                        .join(" | ");
+                if let Some(excerpt) = panic_excerpt(&text, 3) {
                     return Ok(Some((path, excerpt)));
                 }
             }
