@@ -185,11 +185,11 @@ impl Client {
         }
     }
 
-    /// A whole reply (by the scanner) that the decoder still found incomplete.
-    fn undecoded(&self) -> ClientError {
+    /// A protocol error from this client's peer.
+    fn protocol_error(&self, reason: impl std::fmt::Display) -> ClientError {
         ClientError::Protocol {
             peer: self.peer.clone(),
-            reason: format!("a {:?} reply the decoder could not read", self.protocol),
+            reason: reason.to_string(),
         }
     }
 
@@ -197,18 +197,10 @@ impl Client {
         if self.buf.is_empty() {
             return Ok(None);
         }
-        let perr =
-            |e: redis_protocol::error::RedisProtocolError, peer: &str| ClientError::Protocol {
-                peer: peer.to_string(),
-                reason: e.to_string(),
-            };
         let Some(len) = self
             .scanner
             .scan(&self.buf)
-            .map_err(|e| ClientError::Protocol {
-                peer: self.peer.clone(),
-                reason: e.to_string(),
-            })?
+            .map_err(|e| self.protocol_error(e))?
         else {
             return Ok(None);
         };
@@ -219,24 +211,23 @@ impl Client {
         }
         // The decoder takes exactly the reply the scanner delimited.
         let mut reply = self.buf.split_to(len);
-        match self.protocol {
-            Protocol::Resp2 => {
-                match redis_protocol::resp2::decode::decode_bytes_mut(&mut reply)
-                    .map_err(|e| perr(e, &self.peer))?
-                {
-                    Some((frame, _, _)) => Ok(Some(from_resp2(frame))),
-                    None => Err(self.undecoded()),
-                }
-            }
+        let decoded = match self.protocol {
+            Protocol::Resp2 => redis_protocol::resp2::decode::decode_bytes_mut(&mut reply)
+                .map_err(|e| self.protocol_error(e))?
+                .map(|(frame, _, _)| from_resp2(frame)),
             Protocol::Resp3 => {
-                match redis_protocol::resp3::decode::complete::decode_bytes_mut(&mut reply)
-                    .map_err(|e| perr(e, &self.peer))?
-                {
-                    Some((frame, _, _)) => Ok(Some(from_resp3(frame))),
-                    None => Err(self.undecoded()),
-                }
+                redis_protocol::resp3::decode::complete::decode_bytes_mut(&mut reply)
+                    .map_err(|e| self.protocol_error(e))?
+                    .map(|(frame, _, _)| from_resp3(frame))
             }
-        }
+        };
+        // A whole reply (by the scanner) that the decoder still found incomplete.
+        decoded.map(Some).ok_or_else(|| {
+            self.protocol_error(format_args!(
+                "a {:?} reply the decoder could not read",
+                self.protocol
+            ))
+        })
     }
 }
 
