@@ -688,25 +688,21 @@ fn metrics_expose_the_series() {
 
 /// `redis-cli ARGS...` through the proxy.
 fn redis_cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new(require_tool("redis-cli"))
-        .arg("-p")
-        .arg(port.to_string())
-        .args(args)
-        .output()
-        .expect("redis-cli");
-    assert!(
-        out.status.success(),
-        "redis-cli {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    run_redis_cli(port, args, "")
 }
 
 /// Runs redis-cli with `script` on its standard input: the commands go over one connection.
 fn redis_cli_stdin(port: u16, script: &str) -> String {
+    run_redis_cli(port, &[], script)
+}
+
+/// redis-cli on `port` with `args` and `stdin` as its input; its trimmed output, once it
+/// exited successfully.
+fn run_redis_cli(port: u16, args: &[&str], stdin: &str) -> String {
     let mut child = Command::new(require_tool("redis-cli"))
         .arg("-p")
         .arg(port.to_string())
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -716,12 +712,12 @@ fn redis_cli_stdin(port: u16, script: &str) -> String {
         .stdin
         .take()
         .expect("stdin")
-        .write_all(script.as_bytes())
+        .write_all(stdin.as_bytes())
         .expect("redis-cli stdin");
     let out = child.wait_with_output().expect("redis-cli");
     assert!(
         out.status.success(),
-        "redis-cli <<< {script:?}: {}",
+        "redis-cli {args:?} <<< {stdin:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
